@@ -1,0 +1,72 @@
+# causeway — build, run and test the gateway.
+#   make run    build and start the gateway with gateway.toml
+#   make test   install the test peers (as root, when missing) and run every test
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+CONFIG ?= gateway.toml
+# Packages whose code is concurrent run under the race detector.
+RACE_PKGS := ./bridge/... ./mqttcore/... ./adapters/... ./app/... ./cmd/...
+PURE_PKGS := ./config/... ./mapping/...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Debian packages the tests talk to (real peers, not mocks).
+TEST_DEBS := mosquitto mosquitto-clients libcoap3-bin socat
+TEST_BINS := mosquitto mosquitto_sub coap-client-notls socat
+
+.PHONY: all build run test test-deps vet lint bench cross clean fuzz
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway ./cmd/gateway
+
+run: build
+	./$(BIN)/gateway run -c $(CONFIG)
+
+# Installs the peer programs with apt-get when one is missing and we are root.
+test-deps:
+	@missing=""; for b in $(TEST_BINS); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing test peers:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_DEBS) >/dev/null; \
+	  else \
+	    echo "missing test peers:$$missing — run as root or: sudo apt-get install $(TEST_DEBS)" >&2; \
+	  fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+test: test-deps vet
+	PATH="$$PATH:/usr/sbin" $(GO) test -count=1 -race -timeout 8m $(RACE_PKGS)
+	PATH="$$PATH:/usr/sbin" $(GO) test -count=1 -timeout 5m $(PURE_PKGS)
+
+lint: vet
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
+
+# Runs each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: test-deps
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping/ ./adapters/coap/ ./mqttcore/ ./bridge/ | tee $(BIN)/bench-go.txt
+	PATH="$$PATH:/usr/sbin" bash bench/run.sh
+
+cross:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-arm64 ./cmd/gateway
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-armv7 ./cmd/gateway
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-armv6 ./cmd/gateway
+	@ls -l $(BIN)/gateway-linux-*
+
+clean:
+	rm -rf $(BIN)

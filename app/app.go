@@ -1,0 +1,278 @@
+// Package app assembles a gateway from its configuration: the built-in
+// broker, the uplink, the mapping engine, the bus, the pipeline between
+// them and the supervised adapters, and runs it until its context ends.
+//
+// It holds wiring and lifecycle only. It must never speak a device protocol
+// or encode a payload itself: that belongs to the adapters and to mapping.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/causeway/causeway/adapters/coap"
+	"github.com/causeway/causeway/bridge"
+	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/mapping"
+	"github.com/causeway/causeway/mqttcore"
+)
+
+// BusCapacity is the number of frames the bus holds between the adapters
+// and the pipeline. Beyond it, producers get backpressure.
+const BusCapacity = 4096
+
+// Options tune an App beyond the configuration file.
+type Options struct {
+	// DrainTimeout bounds how long shutdown waits for the uplink to flush
+	// its queue before disconnecting. Default 1s.
+	DrainTimeout time.Duration
+}
+
+// App is one running gateway.
+type App struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	opts Options
+
+	engine   *mapping.Engine
+	bus      *bridge.Bus
+	sup      *bridge.Supervisor
+	adapters []bridge.Adapter
+	coaps    []*coap.Adapter
+
+	mu     sync.Mutex
+	broker mqttcore.Broker
+	uplink mqttcore.Uplink
+}
+
+// New validates the assembly (no I/O): it builds the mapping engine and the
+// adapters from cfg.
+func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = time.Second
+	}
+	routes := make([]mapping.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, mapping.Route{
+			Match: r.Match, Topic: r.Topic, Payload: r.Payload, QoS: byte(r.QoS),
+			Retain: r.Retain, Uplink: r.Uplink, Drop: r.Drop,
+		})
+	}
+	engine, err := mapping.New(cfg.Gateway.ID, routes)
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	a := &App{
+		cfg: cfg, log: log, opts: opts, engine: engine,
+		bus: bridge.NewBus(BusCapacity),
+		sup: bridge.NewSupervisor(log, bridge.Backoff{Min: 500 * time.Millisecond, Max: time.Minute}),
+	}
+	for _, c := range cfg.CoAP {
+		ad, err := coap.New(c, coap.Deps{Log: log.With("adapter", c.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("coap %q: %w", c.Name, err)
+		}
+		a.adapters = append(a.adapters, ad)
+		a.coaps = append(a.coaps, ad)
+	}
+	return a, nil
+}
+
+func (a *App) statusTopic() string { return a.cfg.Gateway.ID + "/status" }
+
+// Run starts the gateway and serves until ctx ends, then shuts down in
+// order: adapters (sources) first, then the pipeline drains the bus, then
+// the uplink flushes (bounded by DrainTimeout) and the broker stops.
+// ready, if not nil, is called once every adapter is serving.
+func (a *App) Run(ctx context.Context, ready func()) error {
+	// Sinks first.
+	if a.cfg.Broker.Enabled {
+		b, err := mqttcore.StartBroker(mqttcore.BrokerOptions{
+			Listen: a.cfg.Broker.Listen,
+			Log:    a.log.With("component", "broker"),
+		})
+		if err != nil {
+			return fmt.Errorf("built-in broker: %w", err)
+		}
+		a.mu.Lock()
+		a.broker = b
+		a.mu.Unlock()
+		if err := b.Publish(a.statusTopic(), []byte("online"), 1, true); err != nil {
+			_ = b.Close()
+			return fmt.Errorf("built-in broker: publish status: %w", err)
+		}
+		if addr := b.Addr(); addr != nil {
+			a.log.Info("built-in broker listening", "addr", addr.String())
+		}
+	}
+
+	var upWG sync.WaitGroup
+	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer upCancel()
+	if u := a.cfg.Uplink; u != nil {
+		whenFull, err := mqttcore.ParseWhenFull(a.cfg.Queue.WhenFull)
+		if err != nil {
+			a.stopBroker()
+			return fmt.Errorf("queue: %w", err)
+		}
+		up, err := mqttcore.NewUplink(mqttcore.UplinkOptions{
+			URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: string(u.Password),
+			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
+			Keepalive:   u.Keepalive.D(),
+			TopicPrefix: u.TopicPrefix,
+			StatusTopic: a.statusTopic(),
+			Queue: mqttcore.NewMemoryQueue(mqttcore.MemoryQueueOptions{
+				MaxBytes: int64(a.cfg.Queue.MaxBytes),
+				MaxAge:   a.cfg.Queue.MaxAge.D(),
+				WhenFull: whenFull,
+				Log:      a.log.With("component", "queue"),
+			}),
+			Inflight: a.cfg.Queue.Inflight,
+			Log:      a.log.With("component", "uplink"),
+		})
+		if err != nil {
+			a.stopBroker()
+			return fmt.Errorf("uplink: %w", err)
+		}
+		a.mu.Lock()
+		a.uplink = up
+		a.mu.Unlock()
+		upWG.Add(1)
+		go func() {
+			defer upWG.Done()
+			if err := up.Run(upCtx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("uplink stopped", "err", err)
+			}
+		}()
+	}
+
+	// The pipeline: one consumer keeps frames in order.
+	pipeDone := make(chan struct{})
+	go func() {
+		defer close(pipeDone)
+		a.pipeline()
+	}()
+
+	// Sources last.
+	srcCtx, srcCancel := context.WithCancel(ctx)
+	defer srcCancel()
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		a.sup.Run(srcCtx, a.bus, a.adapters, func() {
+			a.log.Info("gateway ready", a.readyAttrs()...)
+			if ready != nil {
+				ready()
+			}
+		})
+	}()
+
+	<-ctx.Done()
+	a.log.Info("shutting down")
+	srcCancel()
+	<-supDone // every adapter has returned: nothing sends any more
+	a.bus.Close()
+	<-pipeDone // every frame on the bus is published or queued
+
+	a.mu.Lock()
+	up := a.uplink
+	a.mu.Unlock()
+	if up != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), a.opts.DrainTimeout)
+		if err := up.Close(dctx); err != nil {
+			a.log.Warn("uplink close", "err", err)
+		}
+		cancel()
+	}
+	upCancel()
+	upWG.Wait()
+	a.stopBroker()
+	a.log.Info("stopped")
+	return nil
+}
+
+func (a *App) stopBroker() {
+	a.mu.Lock()
+	b := a.broker
+	a.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if err := b.Publish(a.statusTopic(), []byte("offline"), 1, true); err != nil {
+		a.log.Warn("publish offline status", "err", err)
+	}
+	if err := b.Close(); err != nil {
+		a.log.Warn("broker close", "err", err)
+	}
+}
+
+func (a *App) readyAttrs() []any {
+	attrs := []any{"gateway", a.cfg.Gateway.ID}
+	for _, c := range a.coaps {
+		if addr := c.Addr(); addr != nil {
+			attrs = append(attrs, c.Name(), addr.String())
+		}
+	}
+	return attrs
+}
+
+// pipeline maps every frame and hands its messages to the sinks, then
+// acknowledges the frame: accepted once every message is published on the
+// built-in broker and queued for the uplink.
+func (a *App) pipeline() {
+	msgs := make([]bridge.Message, 0, 16)
+	for f := range a.bus.Frames() {
+		msgs = a.engine.Map(&f, msgs[:0])
+		f.Resolve(a.deliver(msgs))
+	}
+}
+
+func (a *App) deliver(msgs []bridge.Message) error {
+	a.mu.Lock()
+	broker, up := a.broker, a.uplink
+	a.mu.Unlock()
+	var errs []error
+	for _, m := range msgs {
+		if broker != nil {
+			if err := broker.Publish(m.Topic, m.Payload, m.QoS, m.Retain); err != nil {
+				errs = append(errs, fmt.Errorf("built-in broker: %s: %w", m.Topic, err))
+			}
+		}
+		if m.Uplink && up != nil {
+			if err := up.Enqueue(m); err != nil {
+				errs = append(errs, fmt.Errorf("uplink queue: %s: %w", m.Topic, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Broker returns the built-in broker once Run has started it (nil if
+// disabled).
+func (a *App) Broker() mqttcore.Broker {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.broker
+}
+
+// BrokerAddr is the built-in broker's TCP address, or nil.
+func (a *App) BrokerAddr() net.Addr {
+	if b := a.Broker(); b != nil {
+		return b.Addr()
+	}
+	return nil
+}
+
+// CoAPAddrs returns the bound UDP address of each CoAP adapter, by name.
+func (a *App) CoAPAddrs() map[string]net.Addr {
+	out := map[string]net.Addr{}
+	for _, c := range a.coaps {
+		out[c.Name()] = c.Addr()
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+// Command gateway is causeway, an edge gateway that bridges CoAP, serial and
+// Modbus devices into MQTT.
+//
+//	gateway run     [-c gateway.toml]   start the gateway
+//	gateway check   [-c gateway.toml]   report every config error, or print the effective config
+//	gateway version                     print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/causeway/causeway/app"
+	"github.com/causeway/causeway/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: gateway <command> [flags]
+
+commands:
+  run     -c FILE   start the gateway (default FILE: gateway.toml)
+  check   -c FILE   report every configuration error (exit 1), or print the
+                    effective configuration with secrets redacted (exit 0)
+  version           print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stderr)
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "gateway: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return fmt.Sprintf("causeway gateway %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "gateway.toml", "configuration `file`")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gateway %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+func load(path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		var errs *config.Errors
+		if errors.As(err, &errs) {
+			fmt.Fprintf(stderr, "%s: %d error(s):\n%s\n", path, len(errs.List), strings.TrimRight(err.Error(), "\n"))
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		}
+		return nil, false
+	}
+	return cfg, true
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		return 1
+	}
+	if _, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{}); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "# %s: configuration OK; effective configuration (secrets redacted):\n", path)
+	fmt.Fprint(stdout, cfg.Redacted())
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch cfg.Gateway.LogLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Gateway.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, ok := load(path, stderr)
+	if !ok {
+		fmt.Fprintln(stderr, "gateway: refusing to start; fix the errors above (gateway check -c FILE lists them)")
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	a, err := app.New(cfg, log, app.Options{})
+	if err != nil {
+		log.Error("refusing to start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("starting", "version", version, "config", path, "gateway", cfg.Gateway.ID)
+	if err := a.Run(ctx, nil); err != nil {
+		log.Error("gateway failed", "err", err)
+		return 1
+	}
+	return 0
+}

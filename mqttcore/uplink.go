@@ -1,0 +1,558 @@
+package mqttcore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/causeway/causeway/bridge"
+)
+
+// Uplink is the session to the remote broker, fed through the offline
+// queue. Implementations: PahoUplink (MQTT 5); an MQTT 3.1.1 client may
+// follow.
+type Uplink interface {
+	// Enqueue puts m into the offline queue. It returns nil when m is
+	// accepted (queued), an error when it is refused: queue full with
+	// drop_newest, invalid topic or QoS, too large, closed. Refusals are
+	// counted in Stats. The queue owns m.Payload afterwards.
+	Enqueue(m bridge.Message) error
+	// Run connects, reconnects with exponential backoff and publishes from
+	// the queue until ctx ends or Close stops it. It returns nil then.
+	Run(ctx context.Context) error
+	// Close shuts down in order: stop accepting, try to flush the queue
+	// until shortly before ctx's deadline, publish "offline" retained on
+	// the status topic, disconnect cleanly. Run returns afterwards.
+	Close(ctx context.Context) error
+	// Connected reports whether a connection is up now.
+	Connected() bool
+	// Stats returns a snapshot of the uplink's counters.
+	Stats() UplinkStats
+}
+
+// UplinkStats is a snapshot of an uplink.
+type UplinkStats struct {
+	Connected     bool
+	Connects      uint64        // connections established
+	Reconnects    uint64        // connections established after the first
+	ConnectErrors uint64        // failed connection attempts
+	Queued        int           // messages not yet acknowledged
+	QueuedBytes   int64         // accounted bytes in the queue
+	OldestAge     time.Duration // age of the oldest message not yet acknowledged
+	Inflight      int           // QoS>0 publishes awaiting acknowledgement
+	Sent          uint64        // PUBLISH packets written (resends included)
+	Acked         uint64        // messages acknowledged (QoS 0: written)
+	Dropped       Drops         // messages dropped or refused, by reason
+}
+
+// Defaults of UplinkOptions.
+const (
+	DefaultKeepalive      = 30 * time.Second
+	DefaultInflight       = 32
+	DefaultBackoffMin     = 500 * time.Millisecond
+	DefaultBackoffMax     = 60 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultCloseTimeout bounds Close's flush when its ctx has no deadline.
+	DefaultCloseTimeout = 10 * time.Second
+
+	maxInflight       = 65000 // packet IDs are 16 bits; leave some for SUBSCRIBE
+	inboundReceiveMax = 64    // QoS>0 messages the broker may send us unacknowledged
+	flapWindow        = 10 * time.Second
+	maxFlaps          = 16
+	maxRejects        = 5 // attempts for a message refused with an unspecified reason
+	statusOnline      = "online"
+	statusOffline     = "offline"
+)
+
+// UplinkOptions configures an uplink.
+type UplinkOptions struct {
+	// URL of the remote broker: mqtt:// mqtts:// ws:// wss://. Ports
+	// default to 1883/8883/80/443, the WebSocket path to /mqtt.
+	URL string
+	// ClientID, Username, Password for the CONNECT packet. The password is
+	// never logged.
+	ClientID, Username, Password string
+	// CAFile is an extra CA (PEM) for mqtts/wss; the system roots are
+	// always trusted too. CertFile/KeyFile: client certificate (mTLS),
+	// read again at every connection.
+	CAFile, CertFile, KeyFile string
+	// Keepalive is always sent (autopaho's default 0 disables pings).
+	// Default 30s.
+	Keepalive time.Duration
+	// TopicPrefix is prepended to every topic on the uplink (status too).
+	TopicPrefix string
+	// StatusTopic ("{gateway}/status", before the prefix): birth "online"
+	// retained QoS 1 on every connection, will "offline" retained QoS 1,
+	// and "offline" published by Close. Empty: none of these.
+	StatusTopic string
+	// Queue is the offline queue; nil: a MemoryQueue with defaults, owned
+	// (and closed) by the uplink. A Queue passed in is not closed.
+	Queue Queue
+	// Inflight bounds QoS>0 publishes awaiting acknowledgement (further
+	// capped by the broker's Receive Maximum). Default 32.
+	Inflight int
+	// BackoffMin, BackoffMax bound the exponential reconnect backoff
+	// (with jitter). Defaults 500ms, 60s.
+	BackoffMin, BackoffMax time.Duration
+	// ConnectTimeout bounds one connection attempt. Default 10s.
+	ConnectTimeout time.Duration
+	// Log receives the uplink's log lines; paho's own error output is
+	// routed here at Debug. Default slog.Default().
+	Log *slog.Logger
+}
+
+// PahoUplink is the Uplink implemented with github.com/eclipse/paho.golang
+// (autopaho, MQTT 5).
+//
+// Delivery design. One sender goroutine reads the queue in order and
+// publishes each record through autopaho; for QoS>0 the publish returns as
+// soon as the packet is written (see trackingSession), so up to Inflight
+// publishes are outstanding while the order on the wire stays the queue's
+// order (there is only one writer of our PUBLISH packets). The
+// acknowledgement of each packet (PUBACK, PUBCOMP, refusal, or abandonment
+// when the connection drops) comes back through the session wrapper and is
+// applied to the queue by the sender. Every connection starts clean with
+// session expiry 0; after a reconnect the sender rewinds the queue to the
+// first unacknowledged record and sends again from there.
+type PahoUplink struct {
+	opts        UplinkOptions
+	log         *slog.Logger
+	url         *url.URL
+	tlsCfg      *tls.Config
+	statusTopic string
+	queue       Queue
+	ownQueue    bool
+	sess        *trackingSession
+	backoff     bridge.Backoff
+	limiter     *rateLimiter
+
+	wake   chan struct{} // cap 1: outcomes arrived or the connection changed
+	compMu sync.Mutex
+	comps  []completion
+
+	runMu      sync.Mutex
+	running    bool
+	runDone    chan struct{}
+	sendDone   chan struct{}
+	cancelRun  context.CancelFunc
+	cancelSend context.CancelFunc
+	cm         *autopaho.ConnectionManager
+
+	closing atomic.Bool
+	orderly atomic.Bool // "offline" was published: disconnect without the will
+
+	inflight      atomic.Int64
+	connects      atomic.Uint64
+	connectErrors atomic.Uint64
+	sent          atomic.Uint64
+	acked         atomic.Uint64
+	rejected      atomic.Uint64
+	invalid       atomic.Uint64
+	tooLarge      atomic.Uint64
+	closedDrops   atomic.Uint64
+	upSince       atomic.Int64 // unix nanoseconds of the last connection
+	flaps         atomic.Int64 // consecutive connections that lasted less than flapWindow
+}
+
+type completion struct {
+	f      *flight
+	o      outcome
+	reason byte
+}
+
+var _ Uplink = (*PahoUplink)(nil)
+
+// NewUplink checks opts and returns an uplink; Run starts it.
+func NewUplink(opts UplinkOptions) (*PahoUplink, error) {
+	u, secure, err := parseUplinkURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Keepalive == 0 {
+		opts.Keepalive = DefaultKeepalive
+	}
+	if opts.Keepalive < time.Second || opts.Keepalive > 65535*time.Second {
+		return nil, fmt.Errorf("uplink keepalive %s: want 1s to 65535s", opts.Keepalive)
+	}
+	if opts.Inflight == 0 {
+		opts.Inflight = DefaultInflight
+	}
+	if opts.Inflight < 1 || opts.Inflight > maxInflight {
+		return nil, fmt.Errorf("uplink inflight %d: want 1 to %d", opts.Inflight, maxInflight)
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = DefaultBackoffMin
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = DefaultBackoffMax
+	}
+	if opts.BackoffMax < opts.BackoffMin {
+		return nil, fmt.Errorf("uplink backoff: max %s below min %s", opts.BackoffMax, opts.BackoffMin)
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if err := validatePrefix(opts.TopicPrefix); err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	var status string
+	if opts.StatusTopic != "" {
+		status = opts.TopicPrefix + opts.StatusTopic
+		if err := validateTopicName(status); err != nil {
+			return nil, fmt.Errorf("uplink status topic: %w", err)
+		}
+	}
+	var tlsCfg *tls.Config
+	if secure {
+		if tlsCfg, err = uplinkTLSConfig(opts.CAFile, opts.CertFile, opts.KeyFile); err != nil {
+			return nil, err
+		}
+	} else if opts.CAFile != "" || opts.CertFile != "" || opts.KeyFile != "" {
+		return nil, fmt.Errorf("uplink url %q: ca_file/cert_file/key_file need mqtts:// or wss://", u.Redacted())
+	}
+
+	log := opts.Log.With(slog.String("component", "uplink"))
+	p := &PahoUplink{
+		opts:        opts,
+		log:         log,
+		url:         u,
+		tlsCfg:      tlsCfg,
+		statusTopic: status,
+		queue:       opts.Queue,
+		backoff:     bridge.Backoff{Min: opts.BackoffMin, Max: opts.BackoffMax},
+		limiter:     newRateLimiter(logInterval),
+		wake:        make(chan struct{}, 1),
+	}
+	if p.queue == nil {
+		p.queue = NewMemoryQueue(MemoryQueueOptions{Log: log})
+		p.ownQueue = true
+	}
+	p.sess = newTrackingSession(opts.Inflight, p.flightDone, p.signal)
+	p.sess.SetErrorLogger(pahoLogger{l: log, level: slog.LevelDebug})
+	return p, nil
+}
+
+// Enqueue implements Uplink.
+func (u *PahoUplink) Enqueue(m bridge.Message) error {
+	if u.closing.Load() {
+		u.closedDrops.Add(1)
+		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, ErrClosed)
+	}
+	if m.QoS > 2 {
+		u.invalid.Add(1)
+		return fmt.Errorf("uplink enqueue %q: %w: %d", m.Topic, ErrInvalidQoS, m.QoS)
+	}
+	if err := validatePrefixedTopic(u.opts.TopicPrefix, m.Topic); err != nil {
+		u.invalid.Add(1)
+		return fmt.Errorf("uplink enqueue: %w", err)
+	}
+	if _, err := u.queue.Append(m); err != nil {
+		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, err)
+	}
+	return nil
+}
+
+// validatePrefixedTopic is validateTopicName(prefix+topic) without building
+// the string (prefix is already valid).
+func validatePrefixedTopic(prefix, topic string) error {
+	if prefix == "" {
+		return validateTopicName(topic)
+	}
+	switch {
+	case len(prefix)+len(topic) > maxTopicLen:
+		return fmt.Errorf("%w: %d bytes with the prefix, at most %d", ErrInvalidTopic, len(prefix)+len(topic), maxTopicLen)
+	case strings.ContainsAny(topic, "+#"):
+		return fmt.Errorf("%w: %q contains a wildcard", ErrInvalidTopic, topic)
+	case strings.IndexByte(topic, 0) >= 0:
+		return fmt.Errorf("%w: %q contains U+0000", ErrInvalidTopic, topic)
+	case !utf8.ValidString(topic):
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidTopic, topic)
+	}
+	return nil
+}
+
+// Connected implements Uplink.
+func (u *PahoUplink) Connected() bool { return u.sess.current().up }
+
+// Stats implements Uplink.
+func (u *PahoUplink) Stats() UplinkStats {
+	qs := u.queue.Stats()
+	st := UplinkStats{
+		Connected:     u.Connected(),
+		Connects:      u.connects.Load(),
+		ConnectErrors: u.connectErrors.Load(),
+		Queued:        qs.Len,
+		QueuedBytes:   qs.Bytes,
+		OldestAge:     qs.OldestAge,
+		Inflight:      int(u.inflight.Load()),
+		Sent:          u.sent.Load(),
+		Acked:         u.acked.Load(),
+		Dropped: qs.Dropped.Plus(Drops{
+			Rejected: u.rejected.Load(),
+			Invalid:  u.invalid.Load(),
+			TooLarge: u.tooLarge.Load(),
+			Closed:   u.closedDrops.Load(),
+		}),
+	}
+	if st.Connects > 0 {
+		st.Reconnects = st.Connects - 1
+	}
+	return st
+}
+
+// Run implements Uplink.
+func (u *PahoUplink) Run(ctx context.Context) error {
+	u.runMu.Lock()
+	if u.closing.Load() {
+		u.runMu.Unlock()
+		return fmt.Errorf("uplink run: %w", ErrClosed)
+	}
+	if u.running {
+		u.runMu.Unlock()
+		return errors.New("uplink run: already running")
+	}
+	runCtx, cancelRun := context.WithCancel(ctx)
+	sendCtx, cancelSend := context.WithCancel(runCtx)
+	runDone, sendDone := make(chan struct{}), make(chan struct{})
+	u.running, u.runDone, u.sendDone = true, runDone, sendDone
+	u.cancelRun, u.cancelSend = cancelRun, cancelSend
+	u.runMu.Unlock()
+	defer close(runDone)
+	defer cancelRun()
+
+	cm, err := autopaho.NewConnection(runCtx, u.clientConfig())
+	if err != nil {
+		close(sendDone)
+		return fmt.Errorf("uplink run: %w", err)
+	}
+	u.runMu.Lock()
+	u.cm = cm
+	u.runMu.Unlock()
+	u.log.Info("uplink starting", slog.String("url", u.url.Redacted()), slog.String("client_id", u.opts.ClientID))
+
+	func() {
+		defer close(sendDone)
+		newSender(u, cm).run(sendCtx)
+	}()
+	<-runCtx.Done() // Close keeps the connection for the "offline" message
+	<-cm.Done()
+	u.log.Info("uplink stopped")
+	return nil
+}
+
+// Close implements Uplink.
+func (u *PahoUplink) Close(ctx context.Context) error {
+	if !u.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	u.runMu.Lock()
+	running, runDone, sendDone := u.running, u.runDone, u.sendDone
+	cancelRun, cancelSend, cm := u.cancelRun, u.cancelSend, u.cm
+	u.runMu.Unlock()
+
+	var err error
+	if running {
+		flushCtx, cancel := flushContext(ctx)
+		u.waitFlushed(flushCtx, runDone)
+		cancel()
+		cancelSend()
+		select {
+		case <-sendDone:
+		case <-ctx.Done():
+		}
+		if cm != nil && u.statusTopic != "" && u.Connected() && ctx.Err() == nil {
+			ci := u.sess.current()
+			_, perr := cm.Publish(ctx, &paho.Publish{
+				QoS: min(1, ci.maxQoS), Retain: ci.retain, Topic: u.statusTopic, Payload: []byte(statusOffline),
+			})
+			if perr == nil {
+				u.orderly.Store(true)
+			} else {
+				u.log.Warn("uplink: could not publish the offline status; the broker sends the will instead",
+					slog.Any("error", perr))
+			}
+		}
+		cancelRun()
+		select {
+		case <-runDone:
+		case <-ctx.Done():
+			err = fmt.Errorf("uplink close: %w", ctx.Err())
+		}
+	}
+	if st := u.queue.Stats(); st.Len > 0 {
+		u.log.Warn("uplink closed with messages not delivered", slog.Int("messages", st.Len), slog.Int64("bytes", st.Bytes))
+	}
+	if u.ownQueue {
+		if cerr := u.queue.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("uplink close queue: %w", cerr)
+		}
+	}
+	return err
+}
+
+// flushContext ends shortly before ctx's deadline, leaving time for the
+// offline message and the disconnect.
+func flushContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, DefaultCloseTimeout)
+	}
+	reserve := min(2*time.Second, time.Until(dl)/4)
+	return context.WithDeadline(ctx, dl.Add(-reserve))
+}
+
+// waitFlushed returns when every queued message is acknowledged, or ctx
+// ends, or Run returned.
+func (u *PahoUplink) waitFlushed(ctx context.Context, runDone <-chan struct{}) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if u.queue.Stats().Len == 0 && u.inflight.Load() == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-runDone:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// signal wakes the sender; it never blocks.
+func (u *PahoUplink) signal() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flightDone is the session's report of a flight's outcome. It runs on
+// paho's goroutines and only records the outcome for the sender.
+func (u *PahoUplink) flightDone(f *flight, o outcome, reason byte) {
+	u.compMu.Lock()
+	u.comps = append(u.comps, completion{f: f, o: o, reason: reason})
+	u.compMu.Unlock()
+	u.signal()
+}
+
+func (u *PahoUplink) takeCompletions(buf []completion) []completion {
+	u.compMu.Lock()
+	buf = append(buf[:0], u.comps...)
+	clear(u.comps)
+	u.comps = u.comps[:0]
+	u.compMu.Unlock()
+	return buf
+}
+
+func (u *PahoUplink) clientConfig() autopaho.ClientConfig {
+	debug := pahoLogger{l: u.log, level: slog.LevelDebug}
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u.url},
+		TlsCfg:                        u.tlsCfg,
+		KeepAlive:                     uint16(u.opts.Keepalive / time.Second),
+		CleanStartOnInitialConnection: true,
+		SessionExpiryInterval:         0,
+		ReconnectBackoff:              u.reconnectDelay,
+		ConnectTimeout:                u.opts.ConnectTimeout,
+		OnConnectionUp:                u.onConnectionUp,
+		OnConnectionDown:              u.onConnectionDown,
+		OnConnectError:                u.onConnectError,
+		Errors:                        debug,
+		PahoErrors:                    debug,
+		ConnectUsername:               u.opts.Username,
+		ConnectPassword:               []byte(u.opts.Password),
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			// Every connection starts clean and ends its session when it
+			// closes: the queue, not the broker, holds what is unacknowledged.
+			cp.CleanStart = true
+			rm := uint16(inboundReceiveMax)
+			cp.Properties = &paho.ConnectProperties{ReceiveMaximum: &rm, RequestProblemInfo: true}
+			return cp, nil
+		},
+		DisconnectPacketBuilder: func() *paho.Disconnect {
+			if u.orderly.Load() {
+				return &paho.Disconnect{ReasonCode: 0x00} // normal: the broker discards the will
+			}
+			return &paho.Disconnect{ReasonCode: 0x04} // disconnect with will message
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: u.opts.ClientID,
+			Session:  u.sess,
+			OnServerDisconnect: func(d *paho.Disconnect) {
+				reason := ""
+				if d.Properties != nil {
+					reason = d.Properties.ReasonString
+				}
+				u.limiter.log(u.log, slog.LevelWarn, "uplink broker closed the connection",
+					slog.String("reason_code", fmt.Sprintf("0x%02x", d.ReasonCode)), slog.String("reason", reason))
+			},
+			OnClientError: func(err error) {
+				u.log.Debug("uplink connection error", slog.Any("error", err))
+			},
+		},
+	}
+	if u.statusTopic != "" {
+		cfg.WillMessage = &paho.WillMessage{Retain: true, QoS: 1, Topic: u.statusTopic, Payload: []byte(statusOffline)}
+		cfg.WillProperties = &paho.WillProperties{}
+	}
+	return cfg
+}
+
+// reconnectDelay replaces autopaho's constant 10 s: exponential backoff
+// with jitter. Attempt 0 follows a lost connection and is immediate, unless
+// the previous connections did not last (a broker that accepts and drops).
+func (u *PahoUplink) reconnectDelay(attempt int) time.Duration {
+	n := attempt + int(u.flaps.Load())
+	if n <= 0 {
+		return 0
+	}
+	return u.backoff.Delay(n)
+}
+
+func (u *PahoUplink) onConnectionUp(_ *autopaho.ConnectionManager, ca *paho.Connack) {
+	n := u.connects.Add(1)
+	u.upSince.Store(time.Now().UnixNano())
+	attrs := []any{slog.String("url", u.url.Redacted()), slog.Uint64("connects", n)}
+	if ca != nil && ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+		attrs = append(attrs, slog.Int("receive_maximum", int(*ca.Properties.ReceiveMaximum)))
+	}
+	u.log.Info("uplink connected", attrs...)
+	u.signal()
+}
+
+func (u *PahoUplink) onConnectionDown() bool {
+	up := time.Since(time.Unix(0, u.upSince.Load()))
+	if up < flapWindow {
+		if u.flaps.Load() < maxFlaps {
+			u.flaps.Add(1)
+		}
+	} else {
+		u.flaps.Store(0)
+	}
+	u.log.Warn("uplink connection lost", slog.Duration("was_up", up.Round(time.Millisecond)),
+		slog.Int64("queued", int64(u.queue.Stats().Len)))
+	u.signal()
+	return true
+}
+
+func (u *PahoUplink) onConnectError(err error) {
+	u.connectErrors.Add(1)
+	u.limiter.log(u.log, slog.LevelWarn, "uplink connect failed",
+		slog.String("url", u.url.Redacted()), slog.Any("error", err))
+}

@@ -1,0 +1,406 @@
+package mqttcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/bridge"
+)
+
+func testUplinkOptions(t testing.TB, url string) UplinkOptions {
+	return UplinkOptions{
+		URL:         url,
+		ClientID:    fmt.Sprintf("gw-test-%d", time.Now().UnixNano()),
+		StatusTopic: "gw-01/status",
+		Keepalive:   5 * time.Second,
+		BackoffMin:  50 * time.Millisecond,
+		BackoffMax:  300 * time.Millisecond,
+		Log:         newTestLogger(t),
+	}
+}
+
+func newTestUplink(t testing.TB, opts UplinkOptions) *PahoUplink {
+	t.Helper()
+	u, err := NewUplink(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func enqueueSeq(t testing.TB, u Uplink, topic string, from, to int, qos byte) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		if err := u.Enqueue(bridge.Message{Topic: topic, Payload: []byte(strconv.Itoa(i)), QoS: qos, Uplink: true}); err != nil {
+			t.Fatalf("Enqueue %d: %v", i, err)
+		}
+	}
+}
+
+// checkSeqs checks that every number 1..n arrived at least once on topic and
+// that, counting first arrivals only, they arrived in increasing order.
+func checkSeqs(t testing.TB, msgs []message, topic string, n int) (dups int) {
+	t.Helper()
+	seen := make(map[int]bool)
+	last := 0
+	for _, m := range msgs {
+		if m.topic != topic {
+			continue
+		}
+		v, err := strconv.Atoi(m.payload)
+		if err != nil {
+			t.Fatalf("payload %q", m.payload)
+		}
+		if seen[v] {
+			dups++
+			continue
+		}
+		seen[v] = true
+		if v < last {
+			t.Fatalf("first arrival of %d after %d: order broken", v, last)
+		}
+		last = v
+	}
+	for i := 1; i <= n; i++ {
+		if !seen[i] {
+			t.Fatalf("message %d lost (got %d distinct of %d)", i, len(seen), n)
+		}
+	}
+	return dups
+}
+
+func distinct(msgs []message, topic string) int {
+	seen := make(map[string]bool)
+	for _, m := range msgs {
+		if m.topic == topic {
+			seen[m.payload] = true
+		}
+	}
+	return len(seen)
+}
+
+func TestUplinkOrderPrefixQoS(t *testing.T) {
+	mq := startMosquitto(t, "")
+	sub := newSubscriber(t, mq.addr(), 2, "sites/plant-7/#")
+	opts := testUplinkOptions(t, mq.url())
+	opts.TopicPrefix = "sites/plant-7/"
+	opts.Inflight = 8
+	u := newTestUplink(t, opts)
+	runUplink(t, u)
+	waitFor(t, 5*time.Second, "connection", u.Connected)
+
+	const n = 300
+	for _, qos := range []byte{0, 1, 2} {
+		enqueueSeq(t, u, fmt.Sprintf("gw-01/modbus/q%d", qos), 1, n, qos)
+	}
+	if err := u.Enqueue(bridge.Message{Topic: "gw-01/modbus/boiler/availability", Payload: []byte("online"), QoS: 1, Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "all messages", func() bool {
+		ms := sub.messages()
+		return distinct(ms, "sites/plant-7/gw-01/modbus/q0") == n && distinct(ms, "sites/plant-7/gw-01/modbus/q1") == n &&
+			distinct(ms, "sites/plant-7/gw-01/modbus/q2") == n && distinct(ms, "sites/plant-7/gw-01/modbus/boiler/availability") == 1
+	})
+	ms := sub.messages()
+	for _, qos := range []byte{0, 1, 2} {
+		topic := fmt.Sprintf("sites/plant-7/gw-01/modbus/q%d", qos)
+		if dups := checkSeqs(t, ms, topic, n); dups != 0 {
+			t.Errorf("%s: %d duplicates without any reconnect", topic, dups)
+		}
+		for _, m := range ms {
+			if m.topic == topic && m.qos != qos {
+				t.Fatalf("%s delivered at QoS %d", topic, m.qos)
+			}
+		}
+	}
+	// Birth first, with the prefix, retained.
+	if ms[0].topic != "sites/plant-7/gw-01/status" || ms[0].payload != "online" {
+		t.Fatalf("first message %+v, want the birth message", ms[0])
+	}
+	waitFor(t, 5*time.Second, "acks", func() bool { return u.Stats().Queued == 0 })
+	st := u.Stats()
+	if st.Acked != 3*n+1 || st.Inflight != 0 || st.Dropped.Total() != 0 || st.Connects != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestUplinkBirthWillAndClose(t *testing.T) {
+	mq := startMosquitto(t, "")
+	px := newProxy(t, mq.addr())
+	px.start()
+	status := newSubscriber(t, mq.addr(), 1, "gw-01/status")
+	u := newTestUplink(t, testUplinkOptions(t, px.url()))
+	runUplink(t, u)
+
+	waitFor(t, 5*time.Second, "online", func() bool { return lastPayload(status) == "online" })
+
+	// The connection dies without DISCONNECT: the broker publishes the will.
+	px.cut()
+	waitFor(t, 5*time.Second, "offline (will)", func() bool { return lastPayload(status) == "offline" })
+	// The uplink reconnects and announces itself again.
+	waitFor(t, 5*time.Second, "online again", func() bool { return lastPayload(status) == "online" })
+	if st := u.Stats(); st.Connects < 2 || st.Reconnects < 1 {
+		t.Fatalf("stats after reconnect %+v", st)
+	}
+
+	// Data, then an orderly Close: the data is flushed, then "offline".
+	enqueueSeq(t, u, "gw-01/x", 1, 50, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := u.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	waitFor(t, 5*time.Second, "offline after Close", func() bool { return lastPayload(status) == "offline" })
+	if st := u.Stats(); st.Queued != 0 || st.Acked < 50 {
+		t.Fatalf("Close did not flush: %+v", st)
+	}
+	if err := u.Enqueue(bridge.Message{Topic: "gw-01/x", QoS: 1}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enqueue after Close: %v", err)
+	}
+	// The retained status is "offline" for anyone subscribing later.
+	later := newSubscriber(t, mq.addr(), 1, "gw-01/status")
+	waitFor(t, 5*time.Second, "retained offline", func() bool { return lastPayload(later) == "offline" })
+	if m := later.messages()[0]; !m.retain {
+		t.Fatalf("status not retained: %+v", m)
+	}
+}
+
+// Stopping the uplink without Close (ctx cancelled) leaves the broker to
+// publish the will.
+func TestUplinkWillOnCancel(t *testing.T) {
+	mq := startMosquitto(t, "")
+	status := newSubscriber(t, mq.addr(), 1, "gw-01/status")
+	u := newTestUplink(t, testUplinkOptions(t, mq.url()))
+	stop := runUplink(t, u)
+	waitFor(t, 5*time.Second, "online", func() bool { return lastPayload(status) == "online" })
+	stop()
+	waitFor(t, 5*time.Second, "offline (will)", func() bool { return lastPayload(status) == "offline" })
+}
+
+func lastPayload(s *subscriber) string {
+	ms := s.messages()
+	if len(ms) == 0 {
+		return ""
+	}
+	return ms[len(ms)-1].payload
+}
+
+func TestUplinkBrokerDownAtStart(t *testing.T) {
+	mq := newMosquitto(t, freePort(t), "")
+	px := newProxy(t, mq.addr()) // not listening yet: the broker is unreachable
+	u := newTestUplink(t, testUplinkOptions(t, px.url()))
+	runUplink(t, u)
+	const n = 500
+	enqueueSeq(t, u, "gw-01/d", 1, n, 1)
+	time.Sleep(300 * time.Millisecond) // a few failed attempts
+	st := u.Stats()
+	if st.Connected || st.Queued != n || st.ConnectErrors == 0 || st.OldestAge <= 0 {
+		t.Fatalf("while the broker is down: %+v", st)
+	}
+	mq.start()
+	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
+	px.start()
+	waitFor(t, 10*time.Second, "delivery after the broker came up", func() bool { return distinct(sub.messages(), "gw-01/d") == n })
+	checkSeqs(t, sub.messages(), "gw-01/d", n)
+	waitFor(t, 5*time.Second, "queue drained", func() bool { return u.Stats().Queued == 0 })
+}
+
+func TestUplinkBrokerKilledMidStream(t *testing.T) {
+	mq := startMosquitto(t, "")
+	px := newProxy(t, mq.addr())
+	px.start()
+	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
+	opts := testUplinkOptions(t, px.url())
+	u := newTestUplink(t, opts)
+	runUplink(t, u)
+	waitFor(t, 5*time.Second, "connection", u.Connected)
+
+	const n = 3000
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 1; i <= n; i++ {
+			if err := u.Enqueue(bridge.Message{Topic: "gw-01/k", Payload: []byte(strconv.Itoa(i)), QoS: 1}); err != nil {
+				t.Errorf("Enqueue %d: %v", i, err)
+				return
+			}
+			if i%100 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, "stream started", func() bool { return sub.count() > 300 })
+	ackedBefore := u.Stats().Acked
+
+	mq.kill() // SIGKILL mid-stream
+	px.stop() // keep the uplink away until the subscriber is back
+	sub.close()
+	mq.start()
+	sub2 := newSubscriber(t, mq.addr(), 1, "gw-01/#")
+	px.start()
+	<-produced
+
+	waitFor(t, 15*time.Second, "everything after the restart", func() bool { return u.Stats().Queued == 0 })
+	st := u.Stats()
+	if st.Connects < 2 || st.Dropped.Total() != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Everything the broker acknowledged before the crash reached the first
+	// subscriber; everything else is resent to the new broker.
+	all := append(sub.messages(), sub2.messages()...)
+	waitFor(t, 5*time.Second, "subscriber", func() bool {
+		all = append(sub.messages(), sub2.messages()...)
+		return distinct(all, "gw-01/k") == n
+	})
+	dups := checkSeqs(t, all, "gw-01/k", n)
+	t.Logf("acked before kill %d, duplicates %d, stats %+v", ackedBefore, dups, st)
+}
+
+func TestUplinkQueueBounds(t *testing.T) {
+	for _, policy := range []WhenFull{DropOldest, DropNewest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			mq := newMosquitto(t, freePort(t), "")
+			px := newProxy(t, mq.addr())
+			opts := testUplinkOptions(t, px.url())
+			per := int64(len("gw-01/b") + 2 + RecordOverhead) // payloads "10".."99"
+			opts.Queue = NewMemoryQueue(MemoryQueueOptions{MaxBytes: 40 * per, WhenFull: policy, Log: opts.Log})
+			u := newTestUplink(t, opts)
+			runUplink(t, u)
+			refused := 0
+			for i := 10; i < 100; i++ { // 90 messages, room for 40
+				err := u.Enqueue(bridge.Message{Topic: "gw-01/b", Payload: []byte(strconv.Itoa(i)), QoS: 1})
+				if errors.Is(err, ErrQueueFull) {
+					refused++
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := u.Stats()
+			if st.Queued != 40 || st.Dropped.Full != 50 {
+				t.Fatalf("stats %+v", st)
+			}
+			if policy == DropNewest && refused != 50 || policy == DropOldest && refused != 0 {
+				t.Fatalf("refused %d", refused)
+			}
+			mq.start()
+			sub := newSubscriber(t, mq.addr(), 1, "gw-01/b")
+			px.start()
+			waitFor(t, 10*time.Second, "delivery", func() bool { return sub.count() >= 40 })
+			ms := sub.messages()
+			first, lastv := ms[0].payload, ms[len(ms)-1].payload
+			if policy == DropOldest && (first != "60" || lastv != "99") || policy == DropNewest && (first != "10" || lastv != "49") {
+				t.Fatalf("%s delivered %s..%s", policy, first, lastv)
+			}
+		})
+	}
+}
+
+// A message the broker refuses for good (PUBACK 0x87 not authorized) is
+// dropped and counted; the messages after it are delivered.
+func TestUplinkRejectedMessageDropped(t *testing.T) {
+	// mosquitto started as root reads the ACL file after dropping to its
+	// own user: make it readable.
+	dir := t.TempDir()
+	aclFile := dir + "/acl"
+	if err := writeFile(aclFile, "topic write gw-01/ok/#\ntopic write gw-01/status\ntopic read #\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(os.Chmod(filepath.Dir(dir), 0o755), os.Chmod(dir, 0o755), os.Chmod(aclFile, 0o644)); err != nil {
+		t.Fatal(err)
+	}
+	mq := startMosquitto(t, "acl_file "+aclFile)
+	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
+	u := newTestUplink(t, testUplinkOptions(t, mq.url()))
+	runUplink(t, u)
+	enqueueSeq(t, u, "gw-01/ok/a", 1, 5, 1)
+	enqueueSeq(t, u, "gw-01/denied", 1, 1, 1)
+	enqueueSeq(t, u, "gw-01/ok/a", 6, 10, 2)
+	waitFor(t, 10*time.Second, "queue settled", func() bool { st := u.Stats(); return st.Queued == 0 && st.Connected })
+	waitFor(t, 5*time.Second, "delivery", func() bool { return distinct(sub.messages(), "gw-01/ok/a") == 10 })
+	checkSeqs(t, sub.messages(), "gw-01/ok/a", 10)
+	st := u.Stats()
+	if st.Dropped.Rejected != 1 || st.Acked != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, m := range sub.messages() {
+		if m.topic == "gw-01/denied" {
+			t.Fatal("denied message delivered")
+		}
+	}
+}
+
+func TestUplinkEnqueueValidation(t *testing.T) {
+	opts := testUplinkOptions(t, "mqtt://127.0.0.1:1")
+	opts.TopicPrefix = "p/"
+	u := newTestUplink(t, opts)
+	for _, topic := range []string{"a/+", "#", "a\x00", strings.Repeat("x", 65535)} {
+		if err := u.Enqueue(bridge.Message{Topic: topic}); !errors.Is(err, ErrInvalidTopic) {
+			t.Errorf("Enqueue(%.20q): %v", topic, err)
+		}
+	}
+	if err := u.Enqueue(bridge.Message{Topic: "a", QoS: 3}); !errors.Is(err, ErrInvalidQoS) {
+		t.Errorf("QoS 3: %v", err)
+	}
+	if st := u.Stats(); st.Dropped.Invalid != 5 || st.Queued != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Close without Run: nothing to flush, later Enqueue refused.
+	if err := u.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Run(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after Close: %v", err)
+	}
+}
+
+func TestUplinkOptionsValidation(t *testing.T) {
+	good := UplinkOptions{URL: "mqtt://broker.example.com", Log: discardLogger()}
+	cases := []struct {
+		name string
+		mod  func(*UplinkOptions)
+	}{
+		{"scheme", func(o *UplinkOptions) { o.URL = "http://x" }},
+		{"no host", func(o *UplinkOptions) { o.URL = "mqtt://" }},
+		{"userinfo", func(o *UplinkOptions) { o.URL = "mqtt://user:secret@x" }},
+		{"path on mqtt", func(o *UplinkOptions) { o.URL = "mqtt://x/some/path" }},
+		{"ca without tls", func(o *UplinkOptions) { o.CAFile = "/etc/ssl/certs/ca-certificates.crt" }},
+		{"missing ca", func(o *UplinkOptions) { o.URL = "mqtts://x"; o.CAFile = "/nonexistent" }},
+		{"cert without key", func(o *UplinkOptions) { o.URL = "mqtts://x"; o.CertFile = "/c.pem" }},
+		{"prefix wildcard", func(o *UplinkOptions) { o.TopicPrefix = "a/+/" }},
+		{"status wildcard", func(o *UplinkOptions) { o.StatusTopic = "gw/#" }},
+		{"keepalive", func(o *UplinkOptions) { o.Keepalive = time.Millisecond }},
+		{"inflight", func(o *UplinkOptions) { o.Inflight = 70000 }},
+		{"backoff", func(o *UplinkOptions) { o.BackoffMin, o.BackoffMax = time.Second, time.Millisecond }},
+	}
+	for _, c := range cases {
+		o := good
+		c.mod(&o)
+		if _, err := NewUplink(o); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	for raw, want := range map[string]string{
+		"mqtt://h":         "mqtt://h:1883",
+		"MQTTS://h":        "mqtts://h:8883",
+		"ws://h":           "ws://h:80/mqtt",
+		"wss://h:9443/x":   "wss://h:9443/x",
+		"mqtt://[::1]":     "mqtt://[::1]:1883",
+		"mqtt://h:1884/":   "mqtt://h:1884",
+		"wss://h.example/": "wss://h.example:443/",
+	} {
+		u, _, err := parseUplinkURL(raw)
+		if err != nil || u.String() != want {
+			t.Errorf("parseUplinkURL(%q) = %v, %v; want %s", raw, u, err, want)
+		}
+	}
+	if _, err := NewUplink(good); err != nil {
+		t.Fatal(err)
+	}
+}
