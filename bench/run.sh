@@ -354,6 +354,13 @@ scenario() {
 		-run "$RUN_ID" -duration "${dur}s" -rate "$rate" -json)
 	[[ $mode == NON ]] && args+=(-non)
 	"$BIN/coapload" "${args[@]}" >"$TMP/$name.coap.json" 2>"$TMP/$name.coap.log" || true
+	if [[ $(jget "$TMP/$name.coap.json" ok) == 0 ]]; then
+		# Nothing was accepted: do not wait BENCH_DRAIN for readings that
+		# cannot come (mqttcount prints its summary on SIGTERM).
+		log "  no reading was accepted (see $name.coap.log); not waiting for delivery"
+		sleep 1
+		kill -TERM "$MC_PID" 2>/dev/null || true
+	fi
 	wait_counter
 	touch "$TMP/$name.stop"
 	wait "$sampler" || true

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -128,6 +127,7 @@ type MochiBroker struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	writers   sync.WaitGroup // boundedConn writer goroutines
+	writes    atomic.Uint64  // Write calls on client connections
 	slowLog   *rateLimiter
 }
 
@@ -162,13 +162,14 @@ func StartBroker(opts BrokerOptions) (*MochiBroker, error) {
 			return nil, fmt.Errorf("broker: listen %s: %w", opts.Listen, err)
 		}
 		b.addr = ln.Addr()
-		bl := &boundedListener{Listener: ln, lim: connLimits{
+		bl := newBoundedListener(ln, connLimits{
 			maxPending:   opts.ClientBufferBytes,
 			writeTimeout: opts.WriteTimeout,
 			onSlow:       b.onSlowClient,
 			wg:           &b.writers,
-		}}
-		if err := b.srv.AddListener(listeners.NewNet("tcp", bl)); err != nil {
+			writes:       &b.writes,
+		})
+		if err := b.srv.AddListener(&mqttListener{id: "tcp", bl: bl, srv: b.srv}); err != nil {
 			_ = ln.Close()
 			return nil, fmt.Errorf("broker: add listener %s: %w", opts.Listen, err)
 		}
@@ -248,12 +249,39 @@ func (b *MochiBroker) Stats() BrokerStats {
 func (b *MochiBroker) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
+		b.quiesce()
 		_ = b.srv.Close()
 		b.writers.Wait()
 		b.log.Info("built-in broker stopped")
 	})
 	return nil
 }
+
+// quiesce lets mochi's per-client write loops hand what they still hold
+// (such as the retained "offline" status published just before Close) to
+// the connections: it waits until no client write happened for
+// quiesceIdle, for at most quiesceMax.
+func (b *MochiBroker) quiesce() {
+	if b.addr == nil {
+		return
+	}
+	deadline := time.Now().Add(quiesceMax)
+	last := b.writes.Load()
+	for time.Now().Before(deadline) {
+		time.Sleep(quiesceIdle)
+		n := b.writes.Load()
+		if n == last {
+			return
+		}
+		last = n
+	}
+}
+
+// Bounds of quiesce.
+const (
+	quiesceIdle = 20 * time.Millisecond
+	quiesceMax  = 500 * time.Millisecond
+)
 
 // allowAllHook lets every client connect, publish and subscribe. It stands
 // in until the broker's users and ACLs are implemented. (mochi's own

@@ -2,9 +2,15 @@ package mqttcore
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // errSlowConsumer is the write error of a connection whose peer does not
@@ -21,12 +27,22 @@ type connLimits struct {
 	writeTimeout time.Duration // one socket write may block at most this long
 	onSlow       func(remote string)
 	wg           *sync.WaitGroup // tracks writer goroutines
+	writes       *atomic.Uint64  // counts Write calls on every connection, for Close's quiescence wait
 }
 
-// boundedListener wraps accepted connections in boundedConn.
+// boundedListener wraps accepted connections in boundedConn and keeps track
+// of them until they are closed.
 type boundedListener struct {
 	net.Listener
 	lim connLimits
+
+	mu     sync.Mutex
+	conns  map[*boundedConn]struct{}
+	closed bool // closeAll ran: connections accepted later are closed at once
+}
+
+func newBoundedListener(ln net.Listener, lim connLimits) *boundedListener {
+	return &boundedListener{Listener: ln, lim: lim, conns: make(map[*boundedConn]struct{})}
 }
 
 func (l *boundedListener) Accept() (net.Conn, error) {
@@ -34,22 +50,101 @@ func (l *boundedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBoundedConn(c, l.lim), nil
+	bc := newBoundedConn(c, l.lim, l.forget)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = bc.Close()
+		return nil, net.ErrClosed
+	}
+	l.conns[bc] = struct{}{}
+	l.mu.Unlock()
+	return bc, nil
+}
+
+func (l *boundedListener) forget(c *boundedConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// closeAll closes every connection still open.
+func (l *boundedListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]*boundedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// mqttListener is the mochi listener for the broker's TCP port. It replaces
+// mochi's listeners.Net to avoid a deadlock in mochi v2.7.9: Server.Close
+// calls closeListenerClients, whose Clients.GetByListener holds the clients
+// read lock and takes it again through Clients.Len (clients.go:92-96); a
+// client ending at that moment waits for the write lock in Clients.Delete
+// (server.go:491), after which the second read lock can never be granted,
+// and Close hangs. Here Close disconnects the clients found with
+// Clients.GetAll (one read lock), then closes any connection left (one
+// accepted but not yet registered as a client).
+type mqttListener struct {
+	id        string
+	bl        *boundedListener
+	srv       *mqtt.Server
+	log       *slog.Logger
+	closeOnce sync.Once
+}
+
+func (l *mqttListener) Init(log *slog.Logger) error { l.log = log; return nil }
+func (l *mqttListener) ID() string                  { return l.id }
+func (l *mqttListener) Address() string             { return l.bl.Addr().String() }
+func (l *mqttListener) Protocol() string            { return "tcp" }
+
+func (l *mqttListener) Serve(establish listeners.EstablishFn) {
+	for {
+		c, err := l.bl.Accept()
+		if err != nil {
+			return // closed
+		}
+		go func() {
+			if err := establish(l.id, c); err != nil {
+				l.log.Debug("mqtt client connection ended", "error", err)
+			}
+		}()
+	}
+}
+
+func (l *mqttListener) Close(listeners.CloseFn) {
+	l.closeOnce.Do(func() {
+		_ = l.bl.Close()
+		for _, cl := range l.srv.Clients.GetAll() {
+			if cl.Net.Listener == l.id && !cl.Closed() {
+				_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+		l.bl.closeAll()
+	})
 }
 
 // boundedConn decouples the broker from the socket: Write copies into a
 // bounded buffer and returns at once, a writer goroutine drains the buffer.
 //
 // This matters because mochi-mqtt holds the client's lock while it writes to
-// the socket (Client.WritePacket), and the publishing path takes the same
-// lock to allocate a packet ID for a QoS>0 delivery (Client.NextPacketID).
+// the socket (Client.WritePacket, clients.go:603-607), and the publishing
+// path takes the same lock to allocate a packet ID for a QoS>0 delivery
+// (Client.NextPacketID, clients.go:276-277, from Server.publishToClient).
 // With a plain net.Conn, a subscriber that stops reading would block every
 // QoS>0 publish to it, and so the publisher, until the socket deadline
-// (1.5 x keepalive). Here Write never blocks: a client whose pending bytes
+// (1.5 x keepalive; measured: one inline Publish blocked 89 s). Here Write never blocks: a client whose pending bytes
 // would exceed maxPending is disconnected instead (counted, logged).
 type boundedConn struct {
 	net.Conn
-	lim connLimits
+	lim     connLimits
+	release func(*boundedConn)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -60,8 +155,8 @@ type boundedConn struct {
 	closing bool
 }
 
-func newBoundedConn(c net.Conn, lim connLimits) *boundedConn {
-	bc := &boundedConn{Conn: c, lim: lim}
+func newBoundedConn(c net.Conn, lim connLimits, release func(*boundedConn)) *boundedConn {
+	bc := &boundedConn{Conn: c, lim: lim, release: release}
 	bc.cond = sync.NewCond(&bc.mu)
 	lim.wg.Add(1)
 	go bc.writeLoop()
@@ -93,6 +188,9 @@ func (c *boundedConn) Write(p []byte) (int, error) {
 		return 0, errSlowConsumer
 	}
 	c.pending = append(c.pending, p...)
+	if c.lim.writes != nil {
+		c.lim.writes.Add(1)
+	}
 	c.cond.Signal()
 	c.mu.Unlock()
 	return len(p), nil
@@ -134,6 +232,7 @@ func (c *boundedConn) Close() error {
 
 func (c *boundedConn) writeLoop() {
 	defer c.lim.wg.Done()
+	defer c.release(c)
 	defer c.Conn.Close()
 	c.mu.Lock()
 	for {

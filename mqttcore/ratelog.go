@@ -102,10 +102,9 @@ type mochiHandler struct {
 	lim *rateLimiter
 }
 
-// mochiHotPath lists mochi's per-message log lines, rate-limited at any level.
-var mochiHotPath = map[string]bool{
-	"failed publishing packet":           true,
-	"failed to publish retained message": true,
+// mochiHotPath reports mochi's per-message log lines, rate-limited at any level.
+func mochiHotPath(msg string) bool {
+	return msg == "failed publishing packet" || msg == "failed to publish retained message"
 }
 
 func newMochiHandler(h slog.Handler) *mochiHandler {
@@ -145,7 +144,7 @@ func (m *mochiHandler) Handle(ctx context.Context, r slog.Record) error {
 		nr.AddAttrs(a)
 		return true
 	})
-	if level >= slog.LevelWarn || mochiHotPath[msg] {
+	if level >= slog.LevelWarn || mochiHotPath(msg) {
 		ok, n := m.lim.allow(msg, r.Time)
 		if !ok {
 			return nil

@@ -63,21 +63,23 @@ type pendingPacket struct {
 // arrives, then reports it through onDone.
 //
 // Why a wrapper, from the paho v0.23.0 source:
-//   - state.State.connectionLost (state.go:361-378) with a session expiry of
-//     0, which we always use, calls clean() (state.go:676-683), which
+//   - state.State.connectionLost (state.go:324-345) with a session expiry of
+//     0, which we always use, calls clean() (state.go:339, 676-683), which
 //     replaces the map of pending packets without sending anything on their
 //     response channels; ConAckReceived does the same when the broker has no
 //     session (state.go:171-174). So a caller never hears that its packet
 //     was abandoned. This wrapper keeps its own table and reports every
 //     pending packet as abandoned on ConnectionLost (a zero ControlPacket
-//     for ordinary callers, as paho's Close does at state.go:141-144).
+//     for ordinary callers, as paho's Close does at state.go:137-146).
 //   - autopaho.ConnectionManager offers only the blocking Publish
-//     (auto.go:460-469), which waits for the PUBACK. For our flights (a
-//     *flight in the context) AddToSession completes the caller's response
-//     channel at once with a synthetic success, so paho.Client.publishQoS12
-//     (client.go:880-945) returns right after it wrote the packet (line 892)
-//     — the behaviour of PublishMethod_AsyncSend — and the real PUBACK /
-//     PUBCOMP is routed to onDone instead.
+//     (auto.go:460-469), which waits for the PUBACK; PublishWithOptions with
+//     PublishMethod_AsyncSend exists on paho.Client only, which autopaho does
+//     not expose. For our flights (a *flight in the context) AddToSession
+//     therefore completes the caller's response channel (buffered, made at
+//     client.go:885) at once with a synthetic success, so publishQoS12
+//     (client.go:880-945) returns right after it wrote the packet (line 892;
+//     the wait at 904-911 finds the value) — the AsyncSend behaviour — and
+//     the real PUBACK / PUBREC error / PUBCOMP is routed to onDone instead.
 //   - The incoming goroutine may still call PacketReceived after
 //     ConnectionLost set the state's connection to nil; state.go:536 and :552
 //     then write a PUBREL to a nil writer. PacketReceived is serialized with

@@ -394,7 +394,7 @@ func (u *PahoUplink) Close(ctx context.Context) error {
 		}
 	}
 	if st := u.queue.Stats(); st.Len > 0 {
-		u.log.Warn("uplink closed with messages not delivered", slog.Int("messages", st.Len), slog.Int64("bytes", st.Bytes))
+		u.log.Warn("uplink closed with messages not yet delivered", slog.Int("messages", st.Len), slog.Int64("bytes", st.Bytes))
 	}
 	if u.ownQueue {
 		if cerr := u.queue.Close(); cerr != nil && err == nil {
