@@ -245,6 +245,11 @@ func (a *App) deliver(msgs []bridge.Message) error {
 		}
 		if m.Uplink && up != nil {
 			if err := up.Enqueue(m); err != nil {
+				if errors.Is(err, mqttcore.ErrQueueFull) {
+					// A full queue with when_full = drop_newest: the
+					// producer should retry later (CoAP 5.03).
+					err = fmt.Errorf("%w: %w", bridge.ErrBackpressure, err)
+				}
 				errs = append(errs, fmt.Errorf("uplink queue: %s: %w", m.Topic, err))
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -74,18 +75,28 @@ func versionString() string {
 	return fmt.Sprintf("causeway gateway %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+// flags are the command-line flags of run and check.
+type flags struct {
+	config     string
+	cpuProfile string // run only: write a CPU profile here until exit
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (flags, bool) {
+	var f flags
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("c", "gateway.toml", "configuration `file`")
+	fs.StringVar(&f.config, "c", "gateway.toml", "configuration `file`")
+	if name == "run" {
+		fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to `file` until the gateway stops (for performance work)")
+	}
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return f, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gateway %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
+		return f, false
 	}
-	return *path, true
+	return f, true
 }
 
 func load(path string, stderr io.Writer) (*config.Config, bool) {
@@ -103,10 +114,11 @@ func load(path string, stderr io.Writer) (*config.Config, bool) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("check", args, stderr)
+	fl, ok := parseFlags("check", args, stderr)
 	if !ok {
 		return 2
 	}
+	path := fl.config
 	cfg, ok := load(path, stderr)
 	if !ok {
 		return 1
@@ -140,10 +152,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr)
+	fl, ok := parseFlags("run", args, stderr)
 	if !ok {
 		return 2
 	}
+	path := fl.config
 	cfg, ok := load(path, stderr)
 	if !ok {
 		fmt.Fprintln(stderr, "gateway: refusing to start; fix the errors above (gateway check -c FILE lists them)")
@@ -157,6 +170,19 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if fl.cpuProfile != "" {
+		f, err := os.Create(fl.cpuProfile)
+		if err != nil {
+			log.Error("cpu profile", "err", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error("cpu profile", "err", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	log.Info("starting", "version", version, "config", path, "gateway", cfg.Gateway.ID)
 	if err := a.Run(ctx, nil); err != nil {
 		log.Error("gateway failed", "err", err)

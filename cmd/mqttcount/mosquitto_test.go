@@ -14,23 +14,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/internal/testpeer"
 	"github.com/eclipse/paho.golang/paho"
 )
 
 // These tests run mqttcount against a real mosquitto fed by a paho.golang
-// publisher. They are skipped when mosquitto is not installed or with -short.
+// publisher. They fail when mosquitto is not installed; -short skips them.
 
 func startMosquitto(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: no broker tests")
 	}
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			t.Skip("mosquitto not installed")
-		}
-	}
+	bin := testpeer.Bin(t, "mosquitto") // fails, never skips, when missing
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

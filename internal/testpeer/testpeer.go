@@ -160,8 +160,8 @@ type Message struct {
 type Sub struct {
 	C       chan Message
 	backlog []Message // received but not yet taken by WaitFor/Next
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Subscribe starts mosquitto_sub on 127.0.0.1:port for filter at QoS 1 and
