@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/causeway/causeway/bridge"
+
 	"errors"
 	"fmt"
 	"math"
@@ -124,19 +126,11 @@ func parseSize(s string) (int64, error) {
 
 // reservedName reports whether s may not name a device or an adapter:
 // these are the last levels of the gateway's own topics (PRODUCT.md).
-func reservedName(s string) bool {
-	switch s {
-	case "set", "availability", "status", "stats":
-		return true
-	}
-	return false
-}
+func reservedName(s string) bool { return bridge.ReservedDevice(s) }
 
 // reservedPointName reports whether s may not name a point: the reserved
 // names, and the keys of the JSON payload, time and errors.
-func reservedPointName(s string) bool {
-	return s == "time" || s == "errors" || reservedName(s)
-}
+func reservedPointName(s string) bool { return bridge.ReservedPoint(s) }
 
 // nameProblem returns why s cannot be an adapter, device or (with point
 // set) point name, or "".

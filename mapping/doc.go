@@ -25,8 +25,8 @@
 // does it publish on a topic longer than MQTT allows (65535 bytes), or one
 // that a name at the start of the template would make begin with '$' (the
 // broker's own topics). [Engine.MapCount] reports how many points were
-// skipped so that the caller can count them; [CheckDeviceName] and
-// [CheckPointName] are the same rules for adapters to apply first. Map does
+// skipped so that the caller can count them; [bridge.CheckDeviceName] and
+// [bridge.CheckPointName] are the same rules for adapters to apply first. Map does
 // not look for two points of one name in a frame: adapters must not send
 // them (the JSON object would hold the key twice).
 //

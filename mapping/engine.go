@@ -46,7 +46,7 @@ const (
 // "route[2]: topic: ...".
 func New(gatewayID string, routes []Route) (*Engine, error) {
 	var errs []error
-	if err := CheckGatewayID(gatewayID); err != nil {
+	if err := bridge.CheckGatewayID(gatewayID); err != nil {
 		errs = append(errs, err)
 	}
 	e := &Engine{
@@ -120,7 +120,7 @@ func (e *Engine) MapCount(f *bridge.Frame, dst []bridge.Message) ([]bridge.Messa
 	if f == nil || len(f.Points) == 0 {
 		return dst, 0
 	}
-	if !nameOK(f.Adapter) || !nameOK(f.Device) || reservedDevice(f.Device) {
+	if !bridge.NameOK(f.Adapter) || !bridge.NameOK(f.Device) || bridge.ReservedDevice(f.Device) {
 		return dst, len(f.Points)
 	}
 	skipped := 0
@@ -149,7 +149,7 @@ func (e *Engine) MapCount(f *bridge.Frame, dst []bridge.Message) ([]bridge.Messa
 	sorted := true
 	for i := range f.Points {
 		name := f.Points[i].Name
-		if !nameOK(name) || reservedPoint(name) {
+		if !bridge.NameOK(name) || bridge.ReservedPoint(name) {
 			skipped++
 			continue
 		}

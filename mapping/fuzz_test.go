@@ -81,7 +81,7 @@ func FuzzMap(f *testing.F) {
 				if m.Topic == "" || len(m.Topic) > maxTopicLen || strings.ContainsAny(m.Topic, "+#\x00") || !utf8.ValidString(m.Topic) {
 					t.Fatalf("engine %d: bad topic %q", ei, m.Topic)
 				}
-				if checkTopicText(m.Topic, true) != nil {
+				if bridge.CheckTopicText(m.Topic, true) != nil {
 					t.Fatalf("engine %d: topic %q", ei, m.Topic)
 				}
 				if cap(m.Payload) != len(m.Payload) {
@@ -134,7 +134,7 @@ func FuzzRoute(f *testing.F) {
 		}
 		f := bridge.Frame{Adapter: adapter, Device: device, Points: []bridge.Point{{Name: point, Value: bridge.Int(1)}}}
 		for _, m := range e.Map(&f, nil) {
-			if checkTopicText(m.Topic, true) != nil || m.Topic == "" {
+			if bridge.CheckTopicText(m.Topic, true) != nil || m.Topic == "" {
 				t.Fatalf("topic %q", m.Topic)
 			}
 		}

@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"github.com/causeway/causeway/bridge"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -160,5 +162,5 @@ func checkGlobText(pat string) error {
 			return fmt.Errorf(`%q is not supported: only "*" and "**" are wildcards`, c)
 		}
 	}
-	return checkTopicText(pat, true)
+	return bridge.CheckTopicText(pat, true)
 }

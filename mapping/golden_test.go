@@ -236,7 +236,7 @@ func TestGolden(t *testing.T) {
 // file says: JSON payloads are valid JSON, topics are publishable.
 func checkMessage(t *testing.T, m bridge.Message) {
 	t.Helper()
-	if err := checkTopicText(m.Topic, true); err != nil || m.Topic == "" {
+	if err := bridge.CheckTopicText(m.Topic, true); err != nil || m.Topic == "" {
 		t.Errorf("topic %q: %v", m.Topic, err)
 	}
 	if bytes.HasPrefix(m.Payload, []byte(`{"time":`)) || bytes.HasPrefix(m.Payload, []byte(`[{"bn":`)) {

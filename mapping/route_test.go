@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"github.com/causeway/causeway/bridge"
+
 	"errors"
 	"strings"
 	"testing"
@@ -128,34 +130,34 @@ func TestSelect(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	for _, s := range []string{"greenhouse", "supply_temp", "grün", "a b", "x.y-z", "日本"} {
-		if err := CheckDeviceName(s); err != nil {
+		if err := bridge.CheckDeviceName(s); err != nil {
 			t.Errorf("CheckDeviceName(%q): %v", s, err)
 		}
-		if err := CheckPointName(s); err != nil {
-			t.Errorf("CheckPointName(%q): %v", s, err)
+		if err := bridge.CheckPointName(s); err != nil {
+			t.Errorf("bridge.CheckPointName(%q): %v", s, err)
 		}
-		if !nameOK(s) {
-			t.Errorf("nameOK(%q) = false", s)
+		if !bridge.NameOK(s) {
+			t.Errorf("bridge.NameOK(%q) = false", s)
 		}
 	}
 	for _, s := range []string{"", "a/b", "a+", "#", "a\x00", "a\n", "\x7f", "\xff", "a\u0085", "a\xe2\x82"} {
-		if CheckDeviceName(s) == nil || CheckPointName(s) == nil || CheckAdapterName(s) == nil {
+		if bridge.CheckDeviceName(s) == nil || bridge.CheckPointName(s) == nil || bridge.CheckAdapterName(s) == nil {
 			t.Errorf("%q accepted", s)
 		}
-		if nameOK(s) {
-			t.Errorf("nameOK(%q) = true", s)
+		if bridge.NameOK(s) {
+			t.Errorf("bridge.NameOK(%q) = true", s)
 		}
 	}
 	for _, s := range []string{"set", "availability", "status", "stats"} {
-		if CheckDeviceName(s) == nil || CheckPointName(s) == nil {
+		if bridge.CheckDeviceName(s) == nil || bridge.CheckPointName(s) == nil {
 			t.Errorf("reserved %q accepted", s)
 		}
 	}
 	for _, s := range []string{"time", "errors"} {
-		if CheckDeviceName(s) != nil {
+		if bridge.CheckDeviceName(s) != nil {
 			t.Errorf("device %q refused", s)
 		}
-		if CheckPointName(s) == nil {
+		if bridge.CheckPointName(s) == nil {
 			t.Errorf("point %q accepted", s)
 		}
 	}

@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"github.com/causeway/causeway/bridge"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -43,7 +45,7 @@ func compileTemplate(src, gateway string) (template, error) {
 	if strings.HasPrefix(src, "$") {
 		return t, fmt.Errorf("%q: must not start with $ (topics starting with $ belong to the broker)", src)
 	}
-	if err := checkTopicText(src, true); err != nil {
+	if err := bridge.CheckTopicText(src, true); err != nil {
 		return t, fmt.Errorf("%q: %w is not allowed in a topic to publish to", src, err)
 	}
 	var lit strings.Builder
@@ -98,7 +100,7 @@ func compileTemplate(src, gateway string) (template, error) {
 	if last == "result" && len(levels) > 1 && levels[len(levels)-2] == "set" {
 		last = "set" // ".../set/result"
 	}
-	if reservedDevice(last) {
+	if bridge.ReservedDevice(last) {
 		return template{}, fmt.Errorf("%q: the last level %q is reserved for the gateway's own topics (commands, availability, status, stats)", src, last)
 	}
 	if t.litLen > maxTopicLen {

@@ -90,7 +90,7 @@ func New(cfg config.CoAP, deps Deps) (*Adapter, error) {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
 	var errs []error
-	if err := validName("adapter", cfg.Name); err != nil {
+	if err := bridge.CheckAdapterName(cfg.Name); err != nil {
 		errs = append(errs, err)
 	}
 	if host, port, err := net.SplitHostPort(cfg.Listen); err != nil {

@@ -1,4 +1,4 @@
-package mapping
+package bridge
 
 import (
 	"errors"
@@ -6,8 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// The names PRODUCT.md reserves.
-func reservedDevice(s string) bool {
+// ReservedDevice reports whether PRODUCT.md reserves s as a device (or
+// adapter) name: set, availability, status, stats are the last levels of
+// the gateway's own topics.
+func ReservedDevice(s string) bool {
 	switch s {
 	case "set", "availability", "status", "stats":
 		return true
@@ -15,14 +17,16 @@ func reservedDevice(s string) bool {
 	return false
 }
 
-func reservedPoint(s string) bool {
-	return s == "time" || s == "errors" || reservedDevice(s)
+// ReservedPoint reports whether s is reserved as a point name: the device
+// names, and time and errors, the keys of the JSON payload.
+func ReservedPoint(s string) bool {
+	return s == "time" || s == "errors" || ReservedDevice(s)
 }
 
-// checkTopicText reports why s cannot be part of an MQTT topic name as one
+// CheckTopicText reports why s cannot be part of an MQTT topic name as one
 // level (slash false) or several (slash true): invalid UTF-8, U+0000 or
 // another control character, or an MQTT wildcard.
-func checkTopicText(s string, slash bool) error {
+func CheckTopicText(s string, slash bool) error {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -49,8 +53,10 @@ func checkTopicText(s string, slash bool) error {
 	return nil
 }
 
-// nameOK is the fast check of Map: s can be one topic level.
-func nameOK(s string) bool {
+// NameOK is the fast check: s can be one topic level (not empty, no
+// control characters, wildcards or '/', valid UTF-8). It does not check
+// reserved names.
+func NameOK(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -60,7 +66,7 @@ func nameOK(s string) bool {
 			return false
 		}
 		if c >= utf8.RuneSelf {
-			return checkTopicText(s[i:], false) == nil
+			return CheckTopicText(s[i:], false) == nil
 		}
 	}
 	return true
@@ -70,7 +76,7 @@ func checkName(what, s string) error {
 	if s == "" {
 		return fmt.Errorf("%s name is empty", what)
 	}
-	if err := checkTopicText(s, false); err != nil {
+	if err := CheckTopicText(s, false); err != nil {
 		return fmt.Errorf("%s name %q: %w is not allowed", what, s, err)
 	}
 	return nil
@@ -78,13 +84,13 @@ func checkName(what, s string) error {
 
 // CheckDeviceName reports whether s may name a device: not empty, valid
 // UTF-8 without control characters, no '+', '#' or '/', and none of the
-// reserved names set, availability, status, stats. [Engine.Map] skips frames
-// whose device fails this check; adapters should refuse them first.
+// reserved names set, availability, status, stats. The mapping engine skips
+// frames whose device fails this check; adapters refuse them first.
 func CheckDeviceName(s string) error {
 	if err := checkName("device", s); err != nil {
 		return err
 	}
-	if reservedDevice(s) {
+	if ReservedDevice(s) {
 		return fmt.Errorf("device name %q is reserved", s)
 	}
 	return nil
@@ -96,7 +102,7 @@ func CheckPointName(s string) error {
 	if err := checkName("point", s); err != nil {
 		return err
 	}
-	if reservedPoint(s) {
+	if ReservedPoint(s) {
 		return fmt.Errorf("point name %q is reserved", s)
 	}
 	return nil
