@@ -1,0 +1,7 @@
+package net
+
+import "net"
+
+func supportsOverrideRemoteAddr(c *net.UDPConn) bool {
+	return c.RemoteAddr() == nil
+}
