@@ -94,7 +94,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	if a.cfg.Broker.Enabled {
 		b, err := mqttcore.StartBroker(mqttcore.BrokerOptions{
 			Listen: a.cfg.Broker.Listen,
-			Log:    a.log.With("component", "broker"),
+			Log:    a.log,
 		})
 		if err != nil {
 			return fmt.Errorf("built-in broker: %w", err)
