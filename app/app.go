@@ -133,7 +133,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 				Log:      a.log.With("component", "queue"),
 			}),
 			Inflight: a.cfg.Queue.Inflight,
-			Log:      a.log.With("component", "uplink"),
+			Log:      a.log, // mqttcore adds component=uplink
 		})
 		if err != nil {
 			a.stopBroker()
@@ -151,11 +151,15 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		}()
 	}
 
-	// The pipeline: one consumer keeps frames in order.
+	// The pipeline: one consumer keeps frames in order. The sinks are fixed
+	// from here on, so it takes them once rather than per frame.
+	a.mu.Lock()
+	sinks := sinks{broker: a.broker, uplink: a.uplink}
+	a.mu.Unlock()
 	pipeDone := make(chan struct{})
 	go func() {
 		defer close(pipeDone)
-		a.pipeline()
+		a.pipeline(sinks)
 	}()
 
 	// Sources last.
@@ -224,18 +228,22 @@ func (a *App) readyAttrs() []any {
 // pipeline maps every frame and hands its messages to the sinks, then
 // acknowledges the frame: accepted once every message is published on the
 // built-in broker and queued for the uplink.
-func (a *App) pipeline() {
+func (a *App) pipeline(s sinks) {
 	msgs := make([]bridge.Message, 0, 16)
 	for f := range a.bus.Frames() {
 		msgs = a.engine.Map(&f, msgs[:0])
-		f.Resolve(a.deliver(msgs))
+		f.Resolve(s.deliver(msgs))
 	}
 }
 
-func (a *App) deliver(msgs []bridge.Message) error {
-	a.mu.Lock()
-	broker, up := a.broker, a.uplink
-	a.mu.Unlock()
+// sinks are where the pipeline hands messages; either may be nil.
+type sinks struct {
+	broker mqttcore.Broker
+	uplink mqttcore.Uplink
+}
+
+func (s sinks) deliver(msgs []bridge.Message) error {
+	broker, up := s.broker, s.uplink
 	var errs []error
 	for _, m := range msgs {
 		if broker != nil {

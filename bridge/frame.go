@@ -88,7 +88,7 @@ func (v Value) AppendJSON(dst []byte) []byte {
 		if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
 			return append(dst, "null"...)
 		}
-		return appendFloat(dst, v.Num)
+		return AppendFloat(dst, v.Num)
 	case KindInt:
 		return strconv.AppendInt(dst, v.Int, 10)
 	case KindBool:
@@ -111,7 +111,7 @@ func (v Value) AppendText(dst []byte) []byte {
 		if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
 			return strconv.AppendFloat(dst, v.Num, 'g', -1, 64)
 		}
-		return appendFloat(dst, v.Num)
+		return AppendFloat(dst, v.Num)
 	case KindInt:
 		return strconv.AppendInt(dst, v.Int, 10)
 	case KindBool:
@@ -124,9 +124,10 @@ func (v Value) AppendText(dst []byte) []byte {
 	return dst
 }
 
-// appendFloat writes f in the shortest form that round-trips, without an
-// exponent for ordinary magnitudes (like JavaScript and encoding/json).
-func appendFloat(dst []byte, f float64) []byte {
+// AppendFloat appends a finite f in the shortest form that round-trips, the
+// way encoding/json writes it: no exponent for 1e-6 <= |f| < 1e21, and a
+// one-digit negative exponent where possible (1e-7, not 1e-07).
+func AppendFloat(dst []byte, f float64) []byte {
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/causeway/causeway/bridge"
+
 	"fmt"
 	"math"
 	"net"
@@ -603,7 +605,7 @@ func (d *decoder) validateUART(p string, u *UART) {
 			for _, g := range re.SubexpNames() {
 				switch {
 				case g == "" || g == "device":
-				case reservedPointName(g):
+				case bridge.ReservedPoint(g):
 					d.errorf(p+".pattern", "group (?P<%s>…): %s", g, nameProblem(g, true))
 				default:
 					points++

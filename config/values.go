@@ -124,14 +124,6 @@ func parseSize(s string) (int64, error) {
 	return n << shift, nil
 }
 
-// reservedName reports whether s may not name a device or an adapter:
-// these are the last levels of the gateway's own topics (PRODUCT.md).
-func reservedName(s string) bool { return bridge.ReservedDevice(s) }
-
-// reservedPointName reports whether s may not name a point: the reserved
-// names, and the keys of the JSON payload, time and errors.
-func reservedPointName(s string) bool { return bridge.ReservedPoint(s) }
-
 // nameProblem returns why s cannot be an adapter, device or (with point
 // set) point name, or "".
 func nameProblem(s string, point bool) string {
@@ -140,9 +132,9 @@ func nameProblem(s string, point bool) string {
 		return "must not be empty"
 	case strings.ContainsAny(s, "+#/"):
 		return fmt.Sprintf(`%q must not contain "+", "#" or "/"`, s)
-	case point && reservedPointName(s):
+	case point && bridge.ReservedPoint(s):
 		return fmt.Sprintf("%q is a reserved name (time, errors, set, availability, status and stats are never point names)", s)
-	case reservedName(s):
+	case bridge.ReservedDevice(s):
 		return fmt.Sprintf("%q is a reserved name (set, availability, status and stats are never adapter or device names)", s)
 	case hasControl(s):
 		return fmt.Sprintf("%q must not contain control characters", s)
@@ -289,7 +281,7 @@ func topicTemplateProblem(s string) string {
 	if last == "result" && len(levels) > 1 && levels[len(levels)-2] == "set" {
 		last = "set"
 	}
-	if reservedName(last) {
+	if bridge.ReservedDevice(last) {
 		return fmt.Sprintf("%q: the last level %q is reserved for the gateway's own topics (commands, availability, status, stats)", s, last)
 	}
 	return ""

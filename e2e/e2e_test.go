@@ -323,3 +323,44 @@ func TestSIGTERMDuringStreamExitsCleanlyWithin2s(t *testing.T) {
 		t.Fatalf("uplink status after SIGTERM %q, want offline", m.Payload)
 	}
 }
+
+// TestFullOfflineQueueIsBoundedAndLoud: with the uplink unreachable and a
+// tiny queue that keeps what it has (drop_newest), readings are accepted
+// until the queue is full; after that a device gets 5.03 (retry later, not
+// a silent 2.04), the drop is logged, and the built-in broker keeps
+// serving.
+func TestFullOfflineQueueIsBoundedAndLoud(t *testing.T) {
+	p := freePorts(t)
+	g := startGateway(t, baseConfig(p, fmt.Sprintf(`
+[uplink]
+url = "mqtt://127.0.0.1:%d"
+
+[queue]
+max_bytes = "1KiB"
+when_full = "drop_newest"
+`, testpeer.FreeTCPPort(t))))
+	var codes []string
+	for i := 0; i < 40; i++ {
+		code, _ := coap(t, p.coap, "post", "/filler", "50", fmt.Sprintf(`{"seq":%d,"pad":"0123456789abcdef"}`, i))
+		codes = append(codes, code)
+		if code == "5.03" {
+			break
+		}
+	}
+	if codes[0] != "2.04" || codes[len(codes)-1] != "5.03" {
+		t.Fatalf("codes %v: want 2.04 while the queue has room, then 5.03 once it is full", codes)
+	}
+	for _, c := range codes[:len(codes)-1] {
+		if c != "2.04" {
+			t.Fatalf("codes %v: a reading before the queue filled was refused", codes)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(g.Log(), "offline queue dropped messages") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the drop was not logged:\n%s", g.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("accepted %d readings into a 1 KiB queue, then 5.03", len(codes)-1)
+}

@@ -279,7 +279,7 @@ func (e *Engine) MapCount(f *bridge.Frame, dst []bridge.Message) ([]bridge.Messa
 			start := len(buf)
 			switch c.payload {
 			case payValue:
-				buf = appendText(buf, &p.Value)
+				buf = p.Value.AppendText(buf)
 			case paySenML:
 				buf = appendSenML(buf, &ft, grp[j:j+1])
 			default:

@@ -50,61 +50,7 @@ func appendEpoch(b []byte, t time.Time) []byte {
 	return b
 }
 
-// appendFloat appends a finite f in the shortest form that round-trips, the
-// way encoding/json writes it: no exponent for 1e-6 <= |f| < 1e21, and a
-// one-digit negative exponent where possible (1e-7, not 1e-07).
-func appendFloat(b []byte, f float64) []byte {
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-
-// appendJSONValue appends v as JSON: non-finite numbers and a missing value
-// are null, bytes are a standard base64 string.
-func appendJSONValue(b []byte, v *bridge.Value) []byte {
-	switch v.Kind {
-	case bridge.KindNumber:
-		if !finite(v.Num) {
-			return append(b, "null"...)
-		}
-		return appendFloat(b, v.Num)
-	case bridge.KindInt:
-		return strconv.AppendInt(b, v.Int, 10)
-	case bridge.KindBool:
-		return strconv.AppendBool(b, v.Bool)
-	case bridge.KindString:
-		return bridge.AppendJSONString(b, v.Str)
-	case bridge.KindBytes:
-		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, v.Bytes)
-		return append(b, '"')
-	}
-	return append(b, "null"...)
-}
-
-// appendText appends the bare value of payload "value". Non-finite numbers
-// are NaN, +Inf, -Inf.
-func appendText(b []byte, v *bridge.Value) []byte {
-	if v.Kind == bridge.KindNumber {
-		if !finite(v.Num) {
-			return strconv.AppendFloat(b, v.Num, 'g', -1, 64)
-		}
-		return appendFloat(b, v.Num)
-	}
-	return v.AppendText(b)
-}
 
 // appendEscaped appends s as the inside of a JSON string (no quotes).
 func appendEscaped(b []byte, s string) []byte {
@@ -157,7 +103,7 @@ func appendJSONObject(b []byte, ft *frameText, idx []uint64) []byte {
 		b = append(b, ',', '"')
 		b = appendEscaped(b, p.Name)
 		b = append(b, '"', ':')
-		b = appendJSONValue(b, &p.Value)
+		b = p.Value.AppendJSON(b)
 	}
 	if bad > 0 {
 		b = append(b, `,"errors":{`...)
@@ -216,7 +162,7 @@ func appendSenML(b []byte, ft *frameText, idx []uint64) []byte {
 		switch v.Kind {
 		case bridge.KindNumber:
 			b = append(b, `,"v":`...)
-			b = appendFloat(b, v.Num)
+			b = bridge.AppendFloat(b, v.Num)
 		case bridge.KindInt:
 			b = append(b, `,"v":`...)
 			b = strconv.AppendInt(b, v.Int, 10)

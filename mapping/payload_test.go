@@ -32,8 +32,8 @@ func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendFloat(nil, f); !bytes.Equal(got, want) {
-			t.Errorf("appendFloat(%v) = %s, encoding/json %s", f, got, want)
+		if got := bridge.AppendFloat(nil, f); !bytes.Equal(got, want) {
+			t.Errorf("AppendFloat(%v) = %s, encoding/json %s", f, got, want)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,34 +25,8 @@ func startMosquitto(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("-short: no broker tests")
 	}
-	bin := testpeer.Bin(t, "mosquitto") // fails, never skips, when missing
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	err = os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"+
-		"max_inflight_messages 1000\nmax_queued_messages 1000000\n"), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			_ = c.Close()
-			return addr
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("mosquitto did not start listening")
-	return ""
+	m := testpeer.StartMosquitto(t, 0) // fails, never skips, when mosquitto is missing
+	return fmt.Sprintf("127.0.0.1:%d", m.Port)
 }
 
 // clientID is unique per test and call, also across parallel subtests.
