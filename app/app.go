@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/causeway/causeway/adapters/coap"
@@ -20,6 +22,7 @@ import (
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/mapping"
 	"github.com/causeway/causeway/mqttcore"
+	"github.com/causeway/causeway/queue"
 )
 
 // BusCapacity is the number of frames the bus holds between the adapters
@@ -115,25 +118,25 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer upCancel()
 	if u := a.cfg.Uplink; u != nil {
-		whenFull, err := mqttcore.ParseWhenFull(a.cfg.Queue.WhenFull)
+		q, err := a.openQueue()
 		if err != nil {
 			a.stopBroker()
-			return fmt.Errorf("queue: %w", err)
+			return err
 		}
+		defer func() {
+			if err := q.Close(); err != nil {
+				a.log.Error("offline queue close", "err", err)
+			}
+		}()
 		up, err := mqttcore.NewUplink(mqttcore.UplinkOptions{
 			URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: string(u.Password),
 			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
 			Keepalive:   u.Keepalive.D(),
 			TopicPrefix: u.TopicPrefix,
 			StatusTopic: a.statusTopic(),
-			Queue: mqttcore.NewMemoryQueue(mqttcore.MemoryQueueOptions{
-				MaxBytes: int64(a.cfg.Queue.MaxBytes),
-				MaxAge:   a.cfg.Queue.MaxAge.D(),
-				WhenFull: whenFull,
-				Log:      a.log.With("component", "queue"),
-			}),
-			Inflight: a.cfg.Queue.Inflight,
-			Log:      a.log, // mqttcore adds component=uplink
+			Queue:       q,
+			Inflight:    a.cfg.Queue.Inflight,
+			Log:         a.log, // mqttcore adds component=uplink
 		})
 		if err != nil {
 			a.stopBroker()
@@ -200,6 +203,31 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	return nil
 }
 
+// openQueue opens the durable offline queue in data_dir/queue.
+func (a *App) openQueue() (*queue.Queue, error) {
+	qc := a.cfg.Queue
+	whenFull, err := mqttcore.ParseWhenFull(qc.WhenFull)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	fsync, err := queue.ParseFsync(qc.Fsync)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q, err := queue.Open(filepath.Join(a.cfg.Gateway.DataDir, "queue"), queue.Options{
+		MaxBytes:      int64(qc.MaxBytes),
+		MaxAge:        qc.MaxAge.D(),
+		WhenFull:      whenFull,
+		Fsync:         fsync,
+		FsyncInterval: qc.FsyncInterval.D(),
+		Log:           a.log.With("component", "queue"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
+}
+
 func (a *App) stopBroker() {
 	a.mu.Lock()
 	b := a.broker
@@ -225,14 +253,15 @@ func (a *App) readyAttrs() []any {
 	return attrs
 }
 
-// pipeline maps every frame and hands its messages to the sinks, then
-// acknowledges the frame: accepted once every message is published on the
-// built-in broker and queued for the uplink.
+// pipeline maps every frame and hands its messages to the sinks. The
+// frame is acknowledged once every message is published on the built-in
+// broker and accepted by the offline queue for the uplink (durable by the
+// queue's fsync policy), or with the reasons it was not.
 func (a *App) pipeline(s sinks) {
 	msgs := make([]bridge.Message, 0, 16)
 	for f := range a.bus.Frames() {
 		msgs = a.engine.Map(&f, msgs[:0])
-		f.Resolve(s.deliver(msgs))
+		s.deliver(msgs, f.Ack)
 	}
 }
 
@@ -242,9 +271,13 @@ type sinks struct {
 	uplink mqttcore.Uplink
 }
 
-func (s sinks) deliver(msgs []bridge.Message) error {
+// deliver publishes msgs and calls ack (if not nil) with the outcome, at
+// once or, when messages went to the uplink queue, from the queue once
+// they are durable.
+func (s sinks) deliver(msgs []bridge.Message, ack bridge.AckFunc) {
 	broker, up := s.broker, s.uplink
 	var errs []error
+	var pend *pendingAck
 	for _, m := range msgs {
 		if broker != nil {
 			if err := broker.Publish(m.Topic, m.Payload, m.QoS, m.Retain); err != nil {
@@ -252,7 +285,19 @@ func (s sinks) deliver(msgs []bridge.Message) error {
 			}
 		}
 		if m.Uplink && up != nil {
-			if err := up.Enqueue(m); err != nil {
+			var done func(error)
+			if ack != nil {
+				if pend == nil {
+					pend = &pendingAck{ack: ack}
+					pend.n.Store(1)
+				}
+				pend.add()
+				done = pend.done
+			}
+			if err := up.Enqueue(m, done); err != nil {
+				if done != nil {
+					pend.n.Add(-1)
+				}
 				if errors.Is(err, mqttcore.ErrQueueFull) {
 					// A full queue with when_full = drop_newest: the
 					// producer should retry later (CoAP 5.03).
@@ -262,7 +307,53 @@ func (s sinks) deliver(msgs []bridge.Message) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if pend == nil {
+		if ack != nil {
+			ack(errors.Join(errs...))
+		}
+		return
+	}
+	pend.finish(errs)
+}
+
+// pendingAck acknowledges a frame once every one of its uplink messages is
+// durable. n starts at one for the pipeline itself, so the frame cannot be
+// acknowledged before all its messages are handed over.
+type pendingAck struct {
+	ack  bridge.AckFunc
+	n    atomic.Int32
+	mu   sync.Mutex
+	errs []error
+}
+
+func (p *pendingAck) add() { p.n.Add(1) }
+
+func (p *pendingAck) done(err error) {
+	if err != nil {
+		p.mu.Lock()
+		p.errs = append(p.errs, fmt.Errorf("uplink queue: %w", err))
+		p.mu.Unlock()
+	}
+	p.release()
+}
+
+func (p *pendingAck) finish(errs []error) {
+	if len(errs) > 0 {
+		p.mu.Lock()
+		p.errs = append(p.errs, errs...)
+		p.mu.Unlock()
+	}
+	p.release()
+}
+
+func (p *pendingAck) release() {
+	if p.n.Add(-1) != 0 {
+		return
+	}
+	p.mu.Lock()
+	err := errors.Join(p.errs...)
+	p.mu.Unlock()
+	p.ack(err)
 }
 
 // Broker returns the built-in broker once Run has started it (nil if

@@ -57,13 +57,14 @@ func TestRunDeliversAndStopsWithoutLeaks(t *testing.T) {
 	file := fmt.Sprintf(`
 [gateway]
 id = "gw-app"
+data_dir = %q
 [broker]
 listen = "127.0.0.1:0"
 [uplink]
 url = %q
 [[coap]]
 listen = "127.0.0.1:%d"
-`, up.URL(), coapPort)
+`, t.TempDir(), up.URL(), coapPort)
 	cfg, err := config.Parse("app_test.toml", []byte(file), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

@@ -86,7 +86,7 @@ func benchmarkUplink(b *testing.B, qos byte) {
 	base := u.Stats().Acked
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := u.Enqueue(bridge.Message{Topic: "gw-01/bench", Payload: payload, QoS: qos}); err != nil {
+		if err := u.Enqueue(bridge.Message{Topic: "gw-01/bench", Payload: payload, QoS: qos}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -113,7 +113,7 @@ func BenchmarkMemoryQueue(b *testing.B) {
 	b.Run("append-next-ack", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			seq, err := q.Append(m)
+			seq, err := q.Append(m, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func BenchmarkMemoryQueue(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for range 10000 {
-				_, _ = q.Append(m)
+				_, _ = q.Append(m, nil)
 			}
 			_ = q.Rewind()
 			for {

@@ -99,8 +99,9 @@ func NewMemoryQueue(opts MemoryQueueOptions) *MemoryQueue {
 
 var _ Queue = (*MemoryQueue)(nil)
 
-// Append implements Queue.
-func (q *MemoryQueue) Append(m bridge.Message) (uint64, error) {
+// Append implements Queue. A MemoryQueue has nothing to make durable: done
+// is called before Append returns.
+func (q *MemoryQueue) Append(m bridge.Message, done func(error)) (uint64, error) {
 	size := int64(len(m.Topic)+len(m.Payload)) + RecordOverhead
 	now := q.opts.Now()
 	var events []dropEvent
@@ -147,6 +148,9 @@ func (q *MemoryQueue) Append(m bridge.Message) (uint64, error) {
 	default:
 	}
 	q.report(events)
+	if done != nil {
+		done(nil)
+	}
 	return seq, nil
 }
 
@@ -309,8 +313,8 @@ func (q *MemoryQueue) dropLocked(events []dropEvent, reason DropReason, n int, n
 	if n <= 0 {
 		return events
 	}
-	q.dropped.add(reason, uint64(n))
-	q.pending.add(reason, uint64(n))
+	q.dropped.Add(reason, uint64(n))
+	q.pending.Add(reason, uint64(n))
 	events = append(events, dropEvent{reason: reason, n: n})
 	return q.maybeLogLocked(events, now)
 }
@@ -345,13 +349,18 @@ func (q *MemoryQueue) report(events []dropEvent) {
 }
 
 func (q *MemoryQueue) logDrops(d Drops) {
-	q.opts.Log.Warn("offline queue dropped messages",
+	LogDrops(q.opts.Log, d, q.opts.WhenFull, q.opts.MaxBytes, q.opts.MaxAge)
+}
+
+// LogDrops writes the offline queue's rate-limited drop report.
+func LogDrops(log *slog.Logger, d Drops, whenFull WhenFull, maxBytes int64, maxAge time.Duration) {
+	log.Warn("offline queue dropped messages",
 		slog.Uint64("dropped", d.Total()),
 		slog.Uint64("full", d.Full),
 		slog.Uint64("expired", d.Expired),
 		slog.Uint64("too_large", d.TooLarge),
 		slog.Uint64("closed", d.Closed),
-		slog.String("when_full", q.opts.WhenFull.String()),
-		slog.Int64("max_bytes", q.opts.MaxBytes),
-		slog.Duration("max_age", q.opts.MaxAge))
+		slog.String("when_full", whenFull.String()),
+		slog.Int64("max_bytes", maxBytes),
+		slog.Duration("max_age", maxAge))
 }

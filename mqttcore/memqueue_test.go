@@ -27,7 +27,7 @@ func mustNext(t *testing.T, q Queue) Record {
 func TestMemoryQueueOrderAckRewind(t *testing.T) {
 	q := NewMemoryQueue(MemoryQueueOptions{Log: newTestLogger(t)})
 	for i := 1; i <= 5; i++ {
-		seq, err := q.Append(msg(fmt.Sprintf("t/%d", i), 1))
+		seq, err := q.Append(msg(fmt.Sprintf("t/%d", i), 1), nil)
 		if err != nil || seq != uint64(i) {
 			t.Fatalf("Append %d: seq=%d err=%v", i, seq, err)
 		}
@@ -71,7 +71,7 @@ func TestMemoryQueueOrderAckRewind(t *testing.T) {
 	if st.Committed != 5 || st.Len != 0 || st.Bytes != 0 || st.Acked != 5 || st.OldestAge != 0 {
 		t.Fatalf("after all acks: %+v", st)
 	}
-	if _, err := q.Append(msg("t/6", 1)); err != nil {
+	if _, err := q.Append(msg("t/6", 1), nil); err != nil {
 		t.Fatal(err)
 	}
 	if rec := mustNext(t, q); rec.Seq != 6 {
@@ -88,7 +88,7 @@ func TestMemoryQueueDropOldest(t *testing.T) {
 		OnDrop: func(r DropReason, n int) { mu.Lock(); drops[r] += n; mu.Unlock() },
 	})
 	for i := 1; i <= 5; i++ {
-		if _, err := q.Append(msg(fmt.Sprintf("t/%08d", i), 100)); err != nil {
+		if _, err := q.Append(msg(fmt.Sprintf("t/%08d", i), 100), nil); err != nil {
 			t.Fatalf("Append %d: %v", i, err)
 		}
 	}
@@ -107,7 +107,7 @@ func TestMemoryQueueDropOldest(t *testing.T) {
 		}
 	}
 	// An in-flight (read, unacknowledged) record is evicted too; its late ack is ignored.
-	if _, err := q.Append(msg("t/00000006", 100)); err != nil {
+	if _, err := q.Append(msg("t/00000006", 100), nil); err != nil {
 		t.Fatal(err)
 	}
 	_ = q.Ack(3)
@@ -120,11 +120,11 @@ func TestMemoryQueueDropNewest(t *testing.T) {
 	per := int64(10 + 100 + RecordOverhead)
 	q := NewMemoryQueue(MemoryQueueOptions{MaxBytes: 2 * per, WhenFull: DropNewest, Log: newTestLogger(t)})
 	for i := 1; i <= 2; i++ {
-		if _, err := q.Append(msg(fmt.Sprintf("t/%08d", i), 100)); err != nil {
+		if _, err := q.Append(msg(fmt.Sprintf("t/%08d", i), 100), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := q.Append(msg("t/00000003", 100))
+	_, err := q.Append(msg("t/00000003", 100), nil)
 	if !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("Append to a full drop_newest queue: %v, want ErrQueueFull", err)
 	}
@@ -134,7 +134,7 @@ func TestMemoryQueueDropNewest(t *testing.T) {
 	// After an ack frees room, appends succeed again.
 	rec := mustNext(t, q)
 	_ = q.Ack(rec.Seq)
-	if seq, err := q.Append(msg("t/00000004", 100)); err != nil || seq != 3 {
+	if seq, err := q.Append(msg("t/00000004", 100), nil); err != nil || seq != 3 {
 		t.Fatalf("Append after ack: seq %d err %v (a refused message takes no seq)", seq, err)
 	}
 }
@@ -143,12 +143,12 @@ func TestMemoryQueueTooLargeExpiryClose(t *testing.T) {
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { return now }
 	q := NewMemoryQueue(MemoryQueueOptions{MaxBytes: 1000, MaxAge: time.Minute, Now: clock, Log: newTestLogger(t)})
-	if _, err := q.Append(msg("big", 2000)); !errors.Is(err, ErrTooLarge) {
+	if _, err := q.Append(msg("big", 2000), nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized Append: %v", err)
 	}
-	_, _ = q.Append(msg("a", 1))
+	_, _ = q.Append(msg("a", 1), nil)
 	now = now.Add(30 * time.Second)
-	_, _ = q.Append(msg("b", 1))
+	_, _ = q.Append(msg("b", 1), nil)
 	if st := q.Stats(); st.OldestAge != 30*time.Second {
 		t.Fatalf("oldest age %s", st.OldestAge)
 	}
@@ -162,7 +162,7 @@ func TestMemoryQueueTooLargeExpiryClose(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 	_ = q.Close()
-	if _, err := q.Append(msg("c", 1)); !errors.Is(err, ErrClosed) {
+	if _, err := q.Append(msg("c", 1), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Append after Close: %v", err)
 	}
 	if q.Stats().Dropped.Closed != 1 {
@@ -177,9 +177,9 @@ func TestMemoryQueueDropLogRateLimited(t *testing.T) {
 	log := slogTo(func(s string) { mu.Lock(); buf.WriteString(s); mu.Unlock() })
 	q := NewMemoryQueue(MemoryQueueOptions{MaxBytes: RecordOverhead + 2, WhenFull: DropNewest, Log: log,
 		Now: func() time.Time { return now }})
-	_, _ = q.Append(msg("a", 1))
+	_, _ = q.Append(msg("a", 1), nil)
 	for range 100 { // 100 drops within one second: one line
-		_, _ = q.Append(msg("b", 1))
+		_, _ = q.Append(msg("b", 1), nil)
 		now = now.Add(10 * time.Millisecond)
 	}
 	lines := func() int {
@@ -213,7 +213,7 @@ func TestMemoryQueueConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range per {
-				if _, err := q.Append(msg(fmt.Sprintf("p%d/%d", p, i), 8)); err != nil {
+				if _, err := q.Append(msg(fmt.Sprintf("p%d/%d", p, i), 8), nil); err != nil {
 					t.Error(err)
 					return
 				}

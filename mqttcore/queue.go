@@ -47,11 +47,16 @@ type Record struct {
 // safe when they run concurrently with Append.
 type Queue interface {
 	// Append adds m and returns its sequence number. When it returns nil
-	// the message is accepted: the queue will hand it to the sender until
-	// it is acknowledged, or count it as dropped if a bound removes it.
-	// It returns ErrQueueFull (drop_newest policy), ErrTooLarge, or
-	// ErrClosed; all of those are counted as drops too.
-	Append(m bridge.Message) (seq uint64, err error)
+	// the message is in the queue's order: the queue will hand it to the
+	// sender until it is acknowledged, or count it as dropped if a bound
+	// removes it. done, if not nil, is called exactly once, when the record
+	// is as safe as the queue promises (for a durable queue: written to its
+	// file, or fsynced, by its fsync policy), or with the error that
+	// prevented it; only then does the message count as accepted. done runs
+	// on a queue goroutine and must not block. It is not called when Append
+	// returns an error: ErrQueueFull (drop_newest policy), ErrTooLarge, or
+	// ErrClosed, all counted as drops too.
+	Append(m bridge.Message, done func(error)) (seq uint64, err error)
 	// Next returns the record at the read position and advances the read
 	// position past it. Records already acknowledged are skipped, expired
 	// ones are dropped. ok is false when no record is available.
@@ -143,7 +148,8 @@ func (d Drops) Total() uint64 {
 	return d.Full + d.Expired + d.TooLarge + d.Rejected + d.Invalid + d.Closed
 }
 
-func (d *Drops) add(r DropReason, n uint64) {
+// Add counts n drops for reason r.
+func (d *Drops) Add(r DropReason, n uint64) {
 	switch r {
 	case DropFull:
 		d.Full += n

@@ -23,11 +23,13 @@ import (
 // queue. Implementations: PahoUplink (MQTT 5); an MQTT 3.1.1 client may
 // follow.
 type Uplink interface {
-	// Enqueue puts m into the offline queue. It returns nil when m is
-	// accepted (queued), an error when it is refused: queue full with
-	// drop_newest, invalid topic or QoS, too large, closed. Refusals are
-	// counted in Stats. The queue owns m.Payload afterwards.
-	Enqueue(m bridge.Message) error
+	// Enqueue puts m into the offline queue. It returns an error when m is
+	// refused: queue full with drop_newest, invalid topic or QoS, too
+	// large, closed; refusals are counted in Stats. When it returns nil, m
+	// is accepted once done (if not nil) is called with nil: the queue has
+	// made it as durable as its policy promises (see Queue.Append). done
+	// must not block. The queue owns m.Payload afterwards.
+	Enqueue(m bridge.Message, done func(error)) error
 	// Run connects, reconnects with exponential backoff and publishes from
 	// the queue until ctx ends or Close stops it. It returns nil then.
 	Run(ctx context.Context) error
@@ -247,7 +249,7 @@ func NewUplink(opts UplinkOptions) (*PahoUplink, error) {
 }
 
 // Enqueue implements Uplink.
-func (u *PahoUplink) Enqueue(m bridge.Message) error {
+func (u *PahoUplink) Enqueue(m bridge.Message, done func(error)) error {
 	if u.closing.Load() {
 		u.closedDrops.Add(1)
 		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, ErrClosed)
@@ -260,7 +262,7 @@ func (u *PahoUplink) Enqueue(m bridge.Message) error {
 		u.invalid.Add(1)
 		return fmt.Errorf("uplink enqueue: %w", err)
 	}
-	if _, err := u.queue.Append(m); err != nil {
+	if _, err := u.queue.Append(m, done); err != nil {
 		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, err)
 	}
 	return nil

@@ -38,7 +38,7 @@ func newTestUplink(t testing.TB, opts UplinkOptions) *PahoUplink {
 func enqueueSeq(t testing.TB, u Uplink, topic string, from, to int, qos byte) {
 	t.Helper()
 	for i := from; i <= to; i++ {
-		if err := u.Enqueue(bridge.Message{Topic: topic, Payload: []byte(strconv.Itoa(i)), QoS: qos, Uplink: true}); err != nil {
+		if err := u.Enqueue(bridge.Message{Topic: topic, Payload: []byte(strconv.Itoa(i)), QoS: qos, Uplink: true}, nil); err != nil {
 			t.Fatalf("Enqueue %d: %v", i, err)
 		}
 	}
@@ -100,7 +100,7 @@ func TestUplinkOrderPrefixQoS(t *testing.T) {
 	for _, qos := range []byte{0, 1, 2} {
 		enqueueSeq(t, u, fmt.Sprintf("gw-01/modbus/q%d", qos), 1, n, qos)
 	}
-	if err := u.Enqueue(bridge.Message{Topic: "gw-01/modbus/boiler/availability", Payload: []byte("online"), QoS: 1, Retain: true}); err != nil {
+	if err := u.Enqueue(bridge.Message{Topic: "gw-01/modbus/boiler/availability", Payload: []byte("online"), QoS: 1, Retain: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "all messages", func() bool {
@@ -161,7 +161,7 @@ func TestUplinkBirthWillAndClose(t *testing.T) {
 	if st := u.Stats(); st.Queued != 0 || st.Acked < 50 {
 		t.Fatalf("Close did not flush: %+v", st)
 	}
-	if err := u.Enqueue(bridge.Message{Topic: "gw-01/x", QoS: 1}); !errors.Is(err, ErrClosed) {
+	if err := u.Enqueue(bridge.Message{Topic: "gw-01/x", QoS: 1}, nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Enqueue after Close: %v", err)
 	}
 	// The retained status is "offline" for anyone subscribing later.
@@ -227,7 +227,7 @@ func TestUplinkBrokerKilledMidStream(t *testing.T) {
 	go func() {
 		defer close(produced)
 		for i := 1; i <= n; i++ {
-			if err := u.Enqueue(bridge.Message{Topic: "gw-01/k", Payload: []byte(strconv.Itoa(i)), QoS: 1}); err != nil {
+			if err := u.Enqueue(bridge.Message{Topic: "gw-01/k", Payload: []byte(strconv.Itoa(i)), QoS: 1}, nil); err != nil {
 				t.Errorf("Enqueue %d: %v", i, err)
 				return
 			}
@@ -282,7 +282,7 @@ func TestUplinkQueueBounds(t *testing.T) {
 			runUplink(t, u)
 			refused := 0
 			for i := 10; i < 100; i++ { // 90 messages, room for 40
-				err := u.Enqueue(bridge.Message{Topic: "gw-01/b", Payload: []byte(strconv.Itoa(i)), QoS: 1})
+				err := u.Enqueue(bridge.Message{Topic: "gw-01/b", Payload: []byte(strconv.Itoa(i)), QoS: 1}, nil)
 				if errors.Is(err, ErrQueueFull) {
 					refused++
 				} else if err != nil {
@@ -348,11 +348,11 @@ func TestUplinkEnqueueValidation(t *testing.T) {
 	opts.TopicPrefix = "p/"
 	u := newTestUplink(t, opts)
 	for _, topic := range []string{"a/+", "#", "a\x00", strings.Repeat("x", 65535)} {
-		if err := u.Enqueue(bridge.Message{Topic: topic}); !errors.Is(err, ErrInvalidTopic) {
+		if err := u.Enqueue(bridge.Message{Topic: topic}, nil); !errors.Is(err, ErrInvalidTopic) {
 			t.Errorf("Enqueue(%.20q): %v", topic, err)
 		}
 	}
-	if err := u.Enqueue(bridge.Message{Topic: "a", QoS: 3}); !errors.Is(err, ErrInvalidQoS) {
+	if err := u.Enqueue(bridge.Message{Topic: "a", QoS: 3}, nil); !errors.Is(err, ErrInvalidQoS) {
 		t.Errorf("QoS 3: %v", err)
 	}
 	if st := u.Stats(); st.Dropped.Invalid != 5 || st.Queued != 0 {
