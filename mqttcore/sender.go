@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -170,6 +171,9 @@ func (s *sender) send(ctx context.Context, ci connInfo, rec Record) {
 		return
 	}
 	p := &paho.Publish{QoS: qos, Retain: retain, Topic: topic, Payload: m.Payload}
+	// The queue's sequence number, so that consumers can drop the
+	// duplicates an at-least-once replay may cause.
+	p.Properties = &paho.PublishProperties{User: paho.UserProperties{{Key: SeqPropertyKey, Value: strconv.FormatUint(rec.Seq, 10)}}}
 	if qos == 0 {
 		if _, err := s.cm.Publish(ctx, p); err != nil {
 			s.failed(ctx, err, &rec)

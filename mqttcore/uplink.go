@@ -43,6 +43,13 @@ type Uplink interface {
 	Stats() UplinkStats
 }
 
+// SeqPropertyKey is the MQTT 5 user property that carries, on every message
+// published from the offline queue, the message's queue sequence number: it
+// increases by one per accepted message of this gateway (gaps mean drops) and
+// is never reused, also across restarts, so a consumer can drop the
+// duplicates an at-least-once replay may cause.
+const SeqPropertyKey = "seq"
+
 // UplinkStats is a snapshot of an uplink.
 type UplinkStats struct {
 	Connected     bool

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,7 +113,7 @@ func (q *Queue) recover() error {
 		level = slog.LevelWarn
 	}
 	if q.live > 0 || level == slog.LevelWarn {
-		q.log.Log(nil, level, "offline queue opened",
+		q.log.Log(context.Background(), level, "offline queue opened",
 			slog.String("dir", q.dir),
 			slog.Int("messages", q.live),
 			slog.Int64("bytes", q.bytes),

@@ -38,6 +38,9 @@ commands:
   run     -c FILE   start the gateway (default FILE: gateway.toml)
   check   -c FILE   report every configuration error (exit 1), or print the
                     effective configuration with secrets redacted (exit 0)
+  queue stats -c FILE          summarize the offline queue in data_dir
+  queue peek  -c FILE [-n 10]  print the next undelivered messages
+                    (both read the files of a stopped gateway)
   version           print the version
 `
 
@@ -52,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(rest, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
+	case "queue":
+		return cmdQueue(rest, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
