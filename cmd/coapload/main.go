@@ -14,6 +14,22 @@
 // mode every client keeps up to -window requests outstanding. With -rate R
 // all clients share one steady schedule of R requests per second.
 //
+// Sending stops after -duration (default 10s unless -count is set), after
+// -count requests in total (sent, whether answered or not; sequence numbers
+// 0..count-1), or on SIGINT/SIGTERM, whichever comes first; requests still
+// in flight then get their response or time out before coapload exits.
+//
+// The target may go away and come back on the same address (the gateway
+// restarting) without ending the run: requests meanwhile time out or fail
+// and are counted, the worker that saw the failure pauses for -pause, a
+// connection that go-coap closed (its connected socket got an ICMP port
+// unreachable) is replaced by a new one, and sending goes on.
+//
+// With -acked FILE the sequence number of every request answered with a
+// 2.xx code is appended to FILE, one decimal number per line, through a
+// buffer flushed every 100 ms and when the run ends (also on SIGINT or
+// SIGTERM), so the file is complete once coapload has exited.
+//
 // It reports requests sent, responses by code, timeouts and errors, the
 // achieved rate and request→response latency percentiles; -json prints the
 // summary as one JSON object on stdout.
@@ -63,6 +79,8 @@ type config struct {
 	count    int64
 	con      bool
 	timeout  time.Duration
+	pause    time.Duration // after a failed request, before the worker's next
+	acked    string        // file the seqs of 2.xx responses are appended to
 	run      int64
 	json     bool
 	verbose  bool
@@ -80,7 +98,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := run(ctx, cfg, os.Stderr)
-	if err != nil {
+	if res == nil {
 		fmt.Fprintln(os.Stderr, "coapload:", err)
 		os.Exit(1)
 	}
@@ -93,6 +111,10 @@ func main() {
 		}
 	} else {
 		res.printHuman(os.Stdout)
+	}
+	if err != nil { // the run happened, but the -acked file is incomplete
+		fmt.Fprintln(os.Stderr, "coapload:", err)
+		os.Exit(1)
 	}
 	if res.Sent == 0 {
 		os.Exit(1)
@@ -110,10 +132,12 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.size, "size", 64, "payload size in bytes (the JSON is padded to exactly this)")
 	fs.Float64Var(&cfg.rate, "rate", 0, "total requests per second over all clients (0 = saturate)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop sending after this long (default 10s unless -count is set)")
-	fs.Int64Var(&cfg.count, "count", 0, "stop after this many requests in total (0 = no limit)")
+	fs.Int64Var(&cfg.count, "count", 0, "stop after this many requests in total, answered or not: seqs 0..N-1 (0 = no limit)")
 	con := fs.Bool("con", true, "send confirmable requests")
 	non := fs.Bool("non", false, "send non-confirmable requests (overrides -con)")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "per-request timeout (a request without a response by then is a timeout)")
+	fs.DurationVar(&cfg.pause, "pause", 100*time.Millisecond, "after a request timed out or failed, wait this long before that worker sends again (0 = no pause)")
+	fs.StringVar(&cfg.acked, "acked", "", "append the seq of every request answered 2.xx to this `file`, one per line (flushed every 100ms and at exit)")
 	fs.Int64Var(&cfg.run, "run", 0, "run id carried in every payload (0 = random)")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object on stdout (the human summary goes to stderr)")
 	fs.BoolVar(&cfg.verbose, "v", false, "print progress every second and the first errors on stderr")
@@ -153,6 +177,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		return cfg, errors.New("-count and -duration must not be negative")
 	case cfg.timeout <= 0:
 		return cfg, errors.New("-timeout must be positive")
+	case cfg.pause < 0:
+		return cfg, errors.New("-pause must not be negative")
 	case cfg.size < 0 || cfg.size > 60000:
 		return cfg, errors.New("-size must be 0..60000 (one UDP datagram)")
 	}
@@ -201,6 +227,7 @@ type shared struct {
 	sent      atomic.Uint64 // progress only
 	answered  atomic.Uint64 // progress only
 	pacer     *pacer
+	acked     *ackLog // nil without -acked
 	connErrs  atomic.Uint64
 	errSample atomic.Pointer[string]
 }
@@ -221,6 +248,9 @@ type Result struct {
 	Timeouts     uint64            `json:"timeouts"`
 	Errors       uint64            `json:"errors"`
 	ConnErrors   uint64            `json:"conn_errors"`
+	Reconnects   uint64            `json:"reconnects"` // connections replaced after go-coap closed them
+	Acked        uint64            `json:"acked"`      // seqs written to -acked
+	AckedFile    string            `json:"acked_file,omitempty"`
 	Oversize     uint64            `json:"oversize"`
 	FirstSeq     int64             `json:"first_seq"`
 	LastSeq      int64             `json:"last_seq"` // sequence numbers used: first_seq..last_seq
@@ -242,14 +272,28 @@ func codeString(c codes.Code) string {
 	return fmt.Sprintf("%d.%02d", c>>5, c&31)
 }
 
-func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
+// run runs the load. It returns a nil result with an error when the run
+// could not start, and a result with an error when the run happened but the
+// -acked file could not be written completely.
+func run(ctx context.Context, cfg config, logw io.Writer) (res *Result, err error) {
 	sh := &shared{cfg: cfg}
 	perClient := 1
 	if !cfg.con {
 		perClient = cfg.window
 	}
-	conns := make([]*udpclient.Conn, cfg.clients)
-	for i := range conns {
+	if cfg.acked != "" {
+		al, err := openAckLog(cfg.acked, ackFlushEvery)
+		if err != nil {
+			return nil, fmt.Errorf("-acked: %w", err)
+		}
+		sh.acked = al
+		defer func() {
+			if cerr := al.close(); cerr != nil && err == nil {
+				err = fmt.Errorf("-acked %s: %w", cfg.acked, cerr)
+			}
+		}()
+	}
+	dial := func() (*udpclient.Conn, error) {
 		cc, err := udp.Dial(cfg.target,
 			options.WithBlockwise(false, blockwise.SZX1024, time.Second),
 			options.WithLimitClientParallelRequest(int64(perClient)),
@@ -261,16 +305,24 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 			}),
 		)
 		if err != nil {
-			for _, c := range conns[:i] {
-				_ = c.Close()
-			}
 			return nil, fmt.Errorf("dial %s: %w", cfg.target, err)
 		}
-		conns[i] = cc
+		return cc, nil
+	}
+	clients := make([]*client, cfg.clients)
+	for i := range clients {
+		cl, err := newClient(dial)
+		if err != nil {
+			for _, c := range clients[:i] {
+				c.close()
+			}
+			return nil, err
+		}
+		clients[i] = cl
 	}
 	defer func() {
-		for _, c := range conns {
-			_ = c.Close()
+		for _, c := range clients {
+			c.close()
 		}
 	}()
 
@@ -306,18 +358,24 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 				defer wg.Done()
 				// Requests in flight when sending stops (deadline, count,
 				// signal) still get their response or timeout.
-				worker(context.Background(), sendCtx, sh, conns[c], paths, devs, w, st)
+				worker(context.Background(), sendCtx, sh, clients[c], paths, devs, w, st)
 			}()
 		}
 	}
 	wg.Wait()
 	end := time.Now()
 
-	res := &Result{
+	res = &Result{
 		Run: cfg.run, Mode: "CON", Clients: cfg.clients, Window: perClient,
 		Devices: cfg.devices, Size: cfg.size, TargetRate: cfg.rate,
 		Codes: map[string]uint64{}, ConnErrors: sh.connErrs.Load(),
-		TotalSeconds: end.Sub(start).Seconds(),
+		TotalSeconds: end.Sub(start).Seconds(), AckedFile: cfg.acked,
+	}
+	for _, c := range clients {
+		res.Reconnects += c.reconnects()
+	}
+	if sh.acked != nil {
+		res.Acked = sh.acked.count()
 	}
 	if !cfg.con {
 		res.Mode = "NON"
@@ -356,7 +414,13 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 			res.OK += n
 		}
 	}
-	res.FirstSeq, res.LastSeq = 0, int64(res.Sent)-1
+	// Sequence numbers are taken in order; every one taken is sent unless
+	// building the request failed (counted as an error).
+	used := sh.seq.Load()
+	if cfg.count > 0 && used > cfg.count {
+		used = cfg.count
+	}
+	res.FirstSeq, res.LastSeq = 0, used-1
 	// The sending window ends at the deadline when -duration ended the run,
 	// else (-count reached, interrupted) at the last send.
 	countDone := cfg.count > 0 && sh.seq.Load() >= cfg.count
@@ -377,23 +441,42 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 	return res, nil
 }
 
-// worker sends requests on cc until sendCtx is done or the count is
-// reached; each request's context derives from ctx, with -timeout.
-func worker(ctx, sendCtx context.Context, sh *shared, cc *udpclient.Conn, paths []string, devs []int, w int, st *workerStats) {
+// worker sends requests on cl until sendCtx is done or the count is
+// reached; each request's context derives from ctx, with -timeout. A failed
+// request (timeout, closed connection, target unreachable) is counted and
+// followed by a pause of -pause; the worker never gives up before the end.
+func worker(ctx, sendCtx context.Context, sh *shared, cl *client, paths []string, devs []int, w int, st *workerStats) {
 	cfg := sh.cfg
 	buf := make([]byte, 0, cfg.size+64)
 	rd := bytes.NewReader(nil)
-	var timer *time.Timer
-	if sh.pacer != nil {
-		timer = time.NewTimer(time.Hour)
-		timer.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	pause := func() {
+		if cfg.pause <= 0 {
+			return
+		}
+		timer.Reset(cfg.pause)
+		select {
+		case <-timer.C:
+		case <-sendCtx.Done():
+			timer.Stop()
+		}
 	}
 	next := w % len(devs)
 	for sendCtx.Err() == nil {
+		if cfg.count > 0 && sh.seq.Load() >= cfg.count {
+			return
+		}
 		if sh.pacer != nil {
 			if err := sh.pacer.wait(sendCtx, timer); err != nil || sendCtx.Err() != nil {
 				return
 			}
+		}
+		cc, err := cl.conn()
+		if err != nil {
+			st.fail(err, false)
+			pause()
+			continue
 		}
 		seq := sh.seq.Add(1) - 1
 		if cfg.count > 0 && seq >= cfg.count {
@@ -429,10 +512,15 @@ func worker(ctx, sendCtx context.Context, sh *shared, cc *udpclient.Conn, paths 
 		cancel()
 		if err != nil {
 			st.fail(err, errors.Is(err, context.DeadlineExceeded))
+			pause()
 			continue
 		}
-		st.codes[uint8(resp.Code())]++
+		code := resp.Code()
+		st.codes[uint8(code)]++
 		cc.ReleaseMessage(resp)
+		if code>>5 == 2 && sh.acked != nil {
+			sh.acked.add(seq)
+		}
 		st.hist.Record(lat.Microseconds())
 		sh.answered.Add(1)
 	}
@@ -484,8 +572,11 @@ func (r *Result) printHuman(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  sent %d (seq %d..%d) in %.2fs: %.0f req/s, 2.xx %.0f/s\n",
 		r.Sent, r.FirstSeq, r.LastSeq, r.SendSeconds, r.Rate, r.OKRate)
-	fmt.Fprintf(w, "  responses %d [%s]  timeouts %d  errors %d  conn errors %d\n",
-		r.Responses, strings.Join(cs, " "), r.Timeouts, r.Errors, r.ConnErrors)
+	fmt.Fprintf(w, "  responses %d [%s]  timeouts %d  errors %d  conn errors %d  reconnects %d\n",
+		r.Responses, strings.Join(cs, " "), r.Timeouts, r.Errors, r.ConnErrors, r.Reconnects)
+	if r.AckedFile != "" {
+		fmt.Fprintf(w, "  acked %d seqs appended to %s\n", r.Acked, r.AckedFile)
+	}
 	fmt.Fprintf(w, "  latency p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
 		benchkit.FormatMicros(r.P50us), benchkit.FormatMicros(r.P90us), benchkit.FormatMicros(r.P99us), benchkit.FormatMicros(r.P999us), benchkit.FormatMicros(r.MaxUs), benchkit.FormatMicros(int64(r.MeanUs)))
 	if r.Oversize > 0 {

@@ -8,9 +8,24 @@
 // missing sequence numbers (of 0..-expect-1, or of 0..the highest seen),
 // per-topic reordering and end-to-end latency (receive time − ts), and the
 // message rate over the receive window. It stops when every expected
-// sequence number has been seen, after -idle without a counted message
-// (once one has arrived), after -duration, or on SIGINT/SIGTERM, and prints
-// a summary; -json prints it as one JSON object on stdout.
+// sequence number has been seen, when every one of -expect-file has, after
+// -idle without a counted message (once one has arrived), after -duration,
+// or on SIGINT/SIGTERM, and prints a summary; -json prints it as one JSON
+// object on stdout.
+//
+// -expect-file FILE names the seqs that must arrive: those the gateway
+// acknowledged, as written by coapload -acked (one decimal number per line,
+// duplicates allowed). The summary reports how many distinct seqs the file
+// holds (expected_acked), how many of them never arrived (missing_acked) and
+// the lowest 20 of those (missing_acked_examples). FILE may appear later:
+// mqttcount looks for it every 100 ms and reads it once it exists and is not
+// empty; from then on it also stops as soon as all of its seqs have arrived
+// (stop reason "acked"). So FILE should appear complete — let coapload write
+// elsewhere and rename the file into place once coapload has exited. For
+// the summary FILE is read again at the end, so the figures always hold for
+// what it contains then. If FILE never appeared, expected_acked is 0 and
+// "error" says so. Only seqs of the run counted are matched against FILE: one
+// coapload run per file.
 //
 // Messages of another run id than -run (default: the first one seen) and
 // payloads without the fields are counted apart and otherwise ignored.
@@ -33,7 +48,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -42,20 +59,21 @@ import (
 )
 
 type config struct {
-	addr      string
-	filters   []string
-	qos       int
-	run       int64
-	expect    int64
-	idle      time.Duration
-	duration  time.Duration
-	clientID  string
-	username  string
-	password  string
-	keepAlive time.Duration
-	readyFile string
-	json      bool
-	verbose   bool
+	addr       string
+	filters    []string
+	qos        int
+	run        int64
+	expect     int64
+	idle       time.Duration
+	duration   time.Duration
+	clientID   string
+	username   string
+	password   string
+	keepAlive  time.Duration
+	readyFile  string
+	expectFile string
+	json       bool
+	verbose    bool
 }
 
 func main() {
@@ -101,6 +119,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&cfg.password, "pass", "", "MQTT password")
 	fs.DurationVar(&cfg.keepAlive, "keepalive", 30*time.Second, "MQTT keep-alive")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "create this file once subscribed (for scripts)")
+	fs.StringVar(&cfg.expectFile, "expect-file", "", "`file` of seqs that must arrive, one per line (coapload -acked); read once it exists and is not empty, then stop when all have arrived; reread for the summary")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object on stdout (the human summary goes to stderr)")
 	fs.BoolVar(&cfg.verbose, "v", false, "print progress every second on stderr")
 	fs.Usage = func() {
@@ -147,30 +166,40 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 
 // Result is the summary of a run, printed by -json.
 type Result struct {
-	Run        int64   `json:"run"`
-	Topic      string  `json:"topic"`
-	QoS        int     `json:"qos"` // granted
-	Stop       string  `json:"stop"`
-	Messages   uint64  `json:"messages"` // all received
-	Matched    uint64  `json:"matched"`  // of the run, with a seq
-	OtherRun   uint64  `json:"other_run"`
-	Unparsed   uint64  `json:"unparsed"`
-	Invalid    uint64  `json:"invalid"`
-	Unique     uint64  `json:"unique"`
-	Duplicates uint64  `json:"duplicates"`
-	Missing    int64   `json:"missing"`
-	Expected   int64   `json:"expected"` // -expect, or max seq + 1
-	MaxSeq     int64   `json:"max_seq"`
-	Reordered  uint64  `json:"reordered"`
-	WindowSecs float64 `json:"window_s"`
-	Rate       float64 `json:"rate"`
-	P50us      int64   `json:"p50_us"`
-	P90us      int64   `json:"p90_us"`
-	P99us      int64   `json:"p99_us"`
-	P999us     int64   `json:"p999_us"`
-	MaxUs      int64   `json:"max_us"`
-	MeanUs     float64 `json:"mean_us"`
-	Error      string  `json:"error,omitempty"`
+	Run        int64  `json:"run"`
+	Topic      string `json:"topic"`
+	QoS        int    `json:"qos"` // granted
+	Stop       string `json:"stop"`
+	Messages   uint64 `json:"messages"` // all received
+	Matched    uint64 `json:"matched"`  // of the run, with a seq
+	OtherRun   uint64 `json:"other_run"`
+	Unparsed   uint64 `json:"unparsed"`
+	Invalid    uint64 `json:"invalid"`
+	Unique     uint64 `json:"unique"`
+	Duplicates uint64 `json:"duplicates"`
+	Missing    int64  `json:"missing"`
+	Expected   int64  `json:"expected"` // -expect, or max seq + 1
+	MaxSeq     int64  `json:"max_seq"`
+	Reordered  uint64 `json:"reordered"`
+	// ReorderedByTopic lists the topics with messages that arrived after a
+	// higher seq on the same topic, and how many; topics not listed had none.
+	ReorderedByTopic map[string]uint64 `json:"reordered_by_topic"`
+	Topics           int               `json:"topics"` // distinct topics counted (order tracked for up to 100,000)
+	// -expect-file: distinct seqs in the file, how many of them never
+	// arrived, and the lowest of those (at most 20).
+	ExpectFile           string  `json:"expect_file,omitempty"`
+	ExpectedAcked        uint64  `json:"expected_acked"`
+	MissingAcked         int64   `json:"missing_acked"`
+	MissingAckedExamples []int64 `json:"missing_acked_examples"`
+	WindowSecs           float64 `json:"window_s"`
+	Rate                 float64 `json:"rate"`
+	P50us                int64   `json:"p50_us"`
+	P90us                int64   `json:"p90_us"`
+	P99us                int64   `json:"p99_us"`
+	P999us               int64   `json:"p999_us"`
+	MaxUs                int64   `json:"max_us"`
+	MeanUs               float64 `json:"mean_us"`
+	Error                string  `json:"error,omitempty"`
 }
 
 func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
@@ -199,6 +228,10 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 	}
 
 	tr := newTracker(cfg.run, cfg.expect)
+	// With -expect-file the file is loaded into the tracker while the reader
+	// runs: mu guards the tracker until the reader has stopped.
+	var mu sync.Mutex
+	locked := cfg.expectFile != ""
 	var lastNs atomic.Int64 // time of the last counted message
 	var matched atomic.Uint64
 	readDone := make(chan error, 1)
@@ -206,13 +239,17 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 	go c.pinger(pingDone)
 	go func() {
 		readDone <- c.readLoop(func(topic, payload []byte, now time.Time) bool {
+			if locked {
+				mu.Lock()
+				defer mu.Unlock()
+			}
 			before := tr.matched
 			tr.observe(topic, payload, now)
 			if tr.matched != before {
 				lastNs.Store(now.UnixNano())
 				matched.Store(tr.matched)
 			}
-			return !tr.done()
+			return !tr.done() && !tr.ackedDone()
 		})
 	}()
 
@@ -225,25 +262,56 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*Result, error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var reason, errText string
+	// loadExpect reads -expect-file once it exists and is not empty, and
+	// hands it to the tracker; it sets reason when that ends the run.
+	loaded := false
+	loadExpect := func() {
+		if cfg.expectFile == "" || loaded {
+			return
+		}
+		if st, err := os.Stat(cfg.expectFile); err != nil || st.Size() == 0 {
+			return // not there yet
+		}
+		set, n, err := readExpectFile(cfg.expectFile)
+		if err != nil {
+			reason, errText = "error", "-expect-file: "+err.Error()
+			return
+		}
+		loaded = true
+		mu.Lock()
+		tr.setAcked(set, n)
+		done := tr.ackedDone()
+		mu.Unlock()
+		if done {
+			reason = "acked"
+		}
+		if cfg.verbose {
+			fmt.Fprintf(logw, "mqttcount: %s: %d seqs expected\n", cfg.expectFile, n)
+		}
+	}
+	loadExpect()
 	lastReport, lastCount := start, uint64(0)
-loop:
-	for {
+	readerDone := false
+	for reason == "" {
 		select {
 		case err := <-readDone:
-			if tr.done() {
+			readerDone = true
+			switch {
+			case tr.done():
 				reason = "expect"
-			} else {
+			case tr.ackedDone():
+				reason = "acked"
+			default:
 				reason = "error"
 				errText = err.Error()
 			}
-			c.disconnect()
-			break loop
 		case <-ctx.Done():
 			reason = "signal"
 		case <-deadline:
 			reason = "duration"
 		case now := <-tick.C:
-			if last := lastNs.Load(); cfg.idle > 0 && last != 0 && now.Sub(time.Unix(0, last)) >= cfg.idle {
+			loadExpect()
+			if last := lastNs.Load(); reason == "" && cfg.idle > 0 && last != 0 && now.Sub(time.Unix(0, last)) >= cfg.idle {
 				reason = "idle"
 			}
 			if cfg.verbose && now.Sub(lastReport) >= time.Second {
@@ -253,11 +321,10 @@ loop:
 				lastReport, lastCount = now, n
 			}
 		}
-		if reason != "" {
-			c.disconnect()
-			<-readDone // the tracker is ours again once the reader has stopped
-			break loop
-		}
+	}
+	c.disconnect()
+	if !readerDone {
+		<-readDone // the tracker is ours again once the reader has stopped
 	}
 	close(pingDone)
 
@@ -269,9 +336,29 @@ loop:
 		WindowSecs: tr.window().Seconds(), Rate: tr.rate(),
 		P50us: tr.hist.Percentile(50), P90us: tr.hist.Percentile(90), P99us: tr.hist.Percentile(99),
 		P999us: tr.hist.Percentile(99.9), MaxUs: tr.hist.Max(), MeanUs: tr.hist.Mean(), Error: errText,
+		ReorderedByTopic: tr.reorderedByTopic(), Topics: len(tr.topics), MissingAckedExamples: []int64{},
 	}
 	if res.Expected == 0 {
 		res.Expected = tr.maxSeq + 1
+	}
+	if cfg.expectFile != "" {
+		res.ExpectFile = cfg.expectFile
+		// The file as it is now is what counts, whatever was read before.
+		set, n, err := readExpectFile(cfg.expectFile)
+		if err != nil && tr.acked != nil && errors.Is(err, os.ErrNotExist) {
+			set, n, err = tr.acked, tr.ackedN, nil // gone since it was read
+		}
+		if err != nil {
+			msg := "-expect-file: " + err.Error()
+			if res.Error == "" {
+				res.Error = msg
+			} else if !strings.Contains(res.Error, msg) {
+				res.Error += "; " + msg
+			}
+		} else {
+			res.ExpectedAcked = n
+			res.MissingAcked, res.MissingAckedExamples = tr.missingFrom(set, maxMissingExamples)
+		}
 	}
 	return res, nil
 }
@@ -282,6 +369,38 @@ func (r *Result) printHuman(w io.Writer) {
 		r.Messages, r.Matched, r.OtherRun, r.Unparsed, r.Invalid, r.WindowSecs, r.Rate)
 	fmt.Fprintf(w, "  unique %d  duplicates %d  missing %d of %d  reordered %d\n",
 		r.Unique, r.Duplicates, r.Missing, r.Expected, r.Reordered)
+	if len(r.ReorderedByTopic) > 0 {
+		type tc struct {
+			topic string
+			n     uint64
+		}
+		var ts []tc
+		for k, v := range r.ReorderedByTopic {
+			ts = append(ts, tc{k, v})
+		}
+		sort.Slice(ts, func(i, j int) bool {
+			if ts[i].n != ts[j].n {
+				return ts[i].n > ts[j].n
+			}
+			return ts[i].topic < ts[j].topic
+		})
+		var parts []string
+		for i, x := range ts {
+			if i == 10 {
+				parts = append(parts, fmt.Sprintf("and %d more topics", len(ts)-10))
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%s=%d", x.topic, x.n))
+		}
+		fmt.Fprintf(w, "  reordered by topic (of %d topics): %s\n", r.Topics, strings.Join(parts, " "))
+	}
+	if r.ExpectFile != "" {
+		fmt.Fprintf(w, "  acked (%s) %d  missing %d", r.ExpectFile, r.ExpectedAcked, r.MissingAcked)
+		if len(r.MissingAckedExamples) > 0 {
+			fmt.Fprintf(w, "  e.g. %v", r.MissingAckedExamples)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "  latency p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
 		benchkit.FormatMicros(r.P50us), benchkit.FormatMicros(r.P90us), benchkit.FormatMicros(r.P99us), benchkit.FormatMicros(r.P999us), benchkit.FormatMicros(r.MaxUs), benchkit.FormatMicros(int64(r.MeanUs)))
 	if r.Error != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/causeway/causeway/bench/benchkit"
@@ -41,9 +42,42 @@ func (s *seqSet) add(seq int64) bool {
 	return true
 }
 
+// has reports whether seq is in the set; seqs outside [0, maxSeq] never are.
+func (s *seqSet) has(seq int64) bool {
+	if seq < 0 || seq > maxSeq {
+		return false
+	}
+	pi := int(seq >> pageBits)
+	if pi >= len(s.pages) || s.pages[pi] == nil {
+		return false
+	}
+	off := seq & (1<<pageBits - 1)
+	return s.pages[pi][off/64]&(uint64(1)<<(off%64)) != 0
+}
+
+// each calls fn for every seq in the set in ascending order until fn
+// returns false.
+func (s *seqSet) each(fn func(seq int64) bool) {
+	for pi, pg := range s.pages {
+		if pg == nil {
+			continue
+		}
+		for w, word := range pg {
+			for word != 0 {
+				b := bits.TrailingZeros64(word)
+				word &= word - 1
+				if !fn(int64(pi)<<pageBits | int64(w*64+b)) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // tracker counts the messages of one run: unique and duplicate sequence
-// numbers, what is missing, per-topic reordering and end-to-end latency.
-// It is used by one goroutine.
+// numbers, what is missing, per-topic reordering and end-to-end latency,
+// and which of the seqs acknowledged to coapload (-expect-file) arrived.
+// It is not safe for concurrent use.
 type tracker struct {
 	run       int64 // the run counted; 0 until locked onto the first one seen
 	expect    int64 // seqs 0..expect-1 are expected; 0 = up to the max seen
@@ -60,6 +94,10 @@ type tracker struct {
 	seen      seqSet
 	topics    map[string]int // topic → index in lastSeq
 	lastSeq   []int64        // last seq per topic
+	reord     []uint64       // reordered per topic
+	acked     *seqSet        // -expect-file seqs; nil until loaded
+	ackedN    uint64         // seqs in acked
+	ackedSeen uint64         // of them, seen
 	hist      benchkit.Histogram
 	first     time.Time
 	last      time.Time
@@ -111,13 +149,62 @@ func (t *tracker) observe(topic, payload []byte, now time.Time) {
 	if ti, ok := t.topics[string(topic)]; ok {
 		if f.seq < t.lastSeq[ti] {
 			t.reordered++
+			t.reord[ti]++
 		} else {
 			t.lastSeq[ti] = f.seq
 		}
 	} else if len(t.lastSeq) < maxTopics {
 		t.topics[string(topic)] = len(t.lastSeq)
 		t.lastSeq = append(t.lastSeq, f.seq)
+		t.reord = append(t.reord, 0)
 	}
+	if t.acked != nil && t.acked.has(f.seq) {
+		t.ackedSeen++
+	}
+}
+
+// setAcked sets the seqs that must arrive (n of them, from -expect-file),
+// counting those already seen.
+func (t *tracker) setAcked(set *seqSet, n uint64) {
+	t.acked, t.ackedN, t.ackedSeen = set, n, 0
+	set.each(func(seq int64) bool {
+		if t.seen.has(seq) {
+			t.ackedSeen++
+		}
+		return true
+	})
+}
+
+// ackedDone reports whether every seq of -expect-file has been seen.
+func (t *tracker) ackedDone() bool {
+	return t.acked != nil && t.ackedSeen >= t.ackedN
+}
+
+// missingFrom returns how many seqs of set were never seen, and up to max
+// of them, the lowest first.
+func (t *tracker) missingFrom(set *seqSet, max int) (n int64, examples []int64) {
+	examples = []int64{}
+	set.each(func(seq int64) bool {
+		if !t.seen.has(seq) {
+			n++
+			if len(examples) < max {
+				examples = append(examples, seq)
+			}
+		}
+		return true
+	})
+	return n, examples
+}
+
+// reorderedByTopic returns the topics with reordered messages and how many.
+func (t *tracker) reorderedByTopic() map[string]uint64 {
+	m := map[string]uint64{}
+	for topic, i := range t.topics {
+		if t.reord[i] > 0 {
+			m[topic] = t.reord[i]
+		}
+	}
+	return m
 }
 
 // done reports whether every expected sequence number has been seen.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,5 +107,109 @@ func TestObserveAllocations(t *testing.T) {
 	})
 	if allocs != 0 || tr.unique != uint64(n) || tr.dups != 0 {
 		t.Fatalf("%v allocations per message (unique %d of %d)", allocs, tr.unique, n)
+	}
+}
+
+func TestTrackerReorderedByTopic(t *testing.T) {
+	tr := newTracker(1, 0)
+	now := time.Now()
+	obs := func(topic string, seqs ...int64) {
+		for _, s := range seqs {
+			tr.observe([]byte(topic), msg(1, s, 0), now)
+		}
+	}
+	obs("gw/coap/dev0", 0, 1, 2, 5, 3, 4, 6) // 3 and 4 after 5
+	obs("gw/coap/dev1", 10, 11, 7, 12)       // 7 after 11
+	obs("gw/coap/dev2", 20, 21)              // in order
+	obs("gw/coap/dev0", 4)                   // a duplicate is not a reorder
+	if tr.reordered != 3 || tr.dups != 1 {
+		t.Fatalf("reordered %d dups %d", tr.reordered, tr.dups)
+	}
+	got := tr.reorderedByTopic()
+	if len(got) != 2 || got["gw/coap/dev0"] != 2 || got["gw/coap/dev1"] != 1 || len(tr.topics) != 3 {
+		t.Fatalf("by topic %v, %d topics", got, len(tr.topics))
+	}
+}
+
+func TestSeqSetHasAndEach(t *testing.T) {
+	var s seqSet
+	in := []int64{maxSeq, 0, 63, 64, 65535, 65536, 1 << 20}
+	for _, v := range in {
+		s.add(v)
+	}
+	for _, v := range in {
+		if !s.has(v) {
+			t.Fatalf("has(%d) = false", v)
+		}
+	}
+	for _, v := range []int64{-1, 1, 62, 65, 1<<20 + 1, maxSeq + 1, 1 << 40} {
+		if s.has(v) {
+			t.Fatalf("has(%d) = true", v)
+		}
+	}
+	var got []int64
+	s.each(func(v int64) bool { got = append(got, v); return true })
+	want := []int64{0, 63, 64, 65535, 65536, 1 << 20, maxSeq}
+	if !slices.Equal(got, want) {
+		t.Fatalf("each: %v, want %v", got, want)
+	}
+	got = got[:0]
+	s.each(func(v int64) bool { got = append(got, v); return len(got) < 3 })
+	if !slices.Equal(got, want[:3]) {
+		t.Fatalf("each with early stop: %v", got)
+	}
+}
+
+func TestTrackerAcked(t *testing.T) {
+	set, n, err := parseExpect(strings.NewReader("3\n1\n\n 5 \n1\n3\n9\n100000\n7"), "f")
+	if err != nil || n != 6 {
+		t.Fatalf("parseExpect: %d, %v", n, err)
+	}
+	tr := newTracker(1, 0)
+	now := time.Now()
+	for _, s := range []int64{1, 2, 3, 3} {
+		tr.observe([]byte("a"), msg(1, s, 0), now)
+	}
+	tr.observe([]byte("a"), msg(2, 5, 0), now) // another run does not count
+	tr.setAcked(set, n)                        // loaded after some arrived
+	if tr.ackedSeen != 2 || tr.ackedDone() {
+		t.Fatalf("seen %d done %v", tr.ackedSeen, tr.ackedDone())
+	}
+	missing, ex := tr.missingFrom(set, 2)
+	if missing != 4 || !slices.Equal(ex, []int64{5, 7}) {
+		t.Fatalf("missing %d %v", missing, ex)
+	}
+	for _, s := range []int64{5, 7, 9, 9, 4} {
+		tr.observe([]byte("a"), msg(1, s, 0), now)
+	}
+	if tr.ackedSeen != 5 || tr.ackedDone() {
+		t.Fatalf("seen %d done %v", tr.ackedSeen, tr.ackedDone())
+	}
+	tr.observe([]byte("b"), msg(1, 100000, 0), now)
+	if !tr.ackedDone() {
+		t.Fatal("all acked seqs arrived, not done")
+	}
+	if missing, ex := tr.missingFrom(set, 20); missing != 0 || ex == nil || len(ex) != 0 {
+		t.Fatalf("missing %d %v", missing, ex)
+	}
+	// an empty file: nothing to wait for
+	tr2 := newTracker(0, 0)
+	tr2.setAcked(&seqSet{}, 0)
+	if !tr2.ackedDone() {
+		t.Fatal("empty set not done")
+	}
+	if newTracker(0, 0).ackedDone() {
+		t.Fatal("done without a file")
+	}
+}
+
+func TestParseExpectRejects(t *testing.T) {
+	for _, in := range []string{"1\nx\n", "-1\n", "4294967296\n", "1 2\n", "0x10\n", "1.0\n"} {
+		if _, _, err := parseExpect(strings.NewReader(in), "f"); err == nil {
+			t.Errorf("parseExpect(%q) accepted", in)
+		}
+	}
+	if _, _, err := readExpectFile(t.TempDir() + "/none"); err == nil {
+		t.Error("a missing file read")
 	}
 }
