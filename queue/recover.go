@@ -56,7 +56,10 @@ func (q *Queue) recover() error {
 	for _, s := range segs {
 		ok, err := q.openSegment(s)
 		if err != nil {
-			return err
+			// Unreadable (permissions, I/O error): set it aside rather than
+			// refuse to start.
+			q.moveAside(filepath.Base(s.path), err.Error())
+			continue
 		}
 		if ok {
 			kept = append(kept, s)
@@ -72,14 +75,16 @@ func (q *Queue) recover() error {
 	for len(segs) > 0 {
 		s := segs[len(segs)-1]
 		if err := q.scanLast(s); err != nil {
-			return err
+			q.moveAside(filepath.Base(s.path), err.Error())
+			segs = segs[:len(segs)-1]
+			continue
 		}
 		if s.last >= s.first {
 			break
 		}
 		// Nothing valid in it: remove it.
 		if err := os.Remove(s.path); err != nil {
-			return fmt.Errorf("offline queue: %w", err)
+			q.moveAside(filepath.Base(s.path), "empty segment that cannot be removed: "+err.Error())
 		}
 		segs = segs[:len(segs)-1]
 	}
@@ -91,9 +96,7 @@ func (q *Queue) recover() error {
 	}
 	// Segments wholly delivered before the crash.
 	for len(segs) > 0 && segs[0].last <= q.committed {
-		if err := os.Remove(segs[0].path); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("offline queue: %w", err)
-		}
+		q.deletes = append(q.deletes, segs[0].path)
 		segs = segs[1:]
 	}
 	q.segs = segs
@@ -143,7 +146,7 @@ func (q *Queue) openSegment(s *segment) (ok bool, err error) {
 		// A crash while the segment was being created: it holds nothing.
 		r.close()
 		if err := os.Remove(s.path); err != nil {
-			return false, fmt.Errorf("offline queue: %w", err)
+			return false, fmt.Errorf("remove empty segment: %w", err)
 		}
 		return false, nil
 	}
@@ -195,7 +198,9 @@ func (q *Queue) scanLast(s *segment) error {
 		if !found {
 			// A torn tail: the crash interrupted a write.
 			if err := os.Truncate(s.path, off); err != nil {
-				return fmt.Errorf("offline queue: truncate torn tail of %s: %w", s.path, err)
+				// Not fatal: new records go to a new segment, and the
+				// reader stops at the last valid record.
+				q.log.Warn("offline queue: could not truncate a torn tail", slog.String("file", s.path), slog.Any("error", err))
 			}
 			q.st.TornBytes += s.size - off
 			q.log.Warn("offline queue: torn record at the end of the last segment truncated (it was never acknowledged to its producer)",
