@@ -57,9 +57,12 @@ fuzz:
 	  done; \
 	done
 
+# bench/queue.sh: the offline queue (segment log vs bbolt, replay, restart).
 bench: test-deps
+	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping/ ./adapters/coap/ ./mqttcore/ ./bridge/ | tee $(BIN)/bench-go.txt
 	PATH="$$PATH:/usr/sbin" bash bench/run.sh
+	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/queue.sh | tee $(BIN)/bench-queue.txt
 
 cross:
 	@mkdir -p $(BIN)

@@ -96,7 +96,7 @@ type Options struct {
 	Fsync         Fsync
 	FsyncInterval time.Duration
 	// SegmentBytes is the size at which a new segment file is started.
-	// Default MaxBytes/16, clamped to [64 KiB, 16 MiB].
+	// Default MaxBytes/16, clamped to [min(64 KiB, MaxBytes/4), 16 MiB].
 	SegmentBytes int64
 	// Log receives the queue's reports. Default slog.Default().
 	Log *slog.Logger
@@ -115,7 +115,9 @@ func (o *Options) defaults() {
 		o.FsyncInterval = DefaultFsyncInterval
 	}
 	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = min(max(o.MaxBytes/16, minSegmentBytes), maxSegmentBytes)
+		// Never more than a quarter of the bound, so that drop_oldest
+		// always has a whole segment to give up.
+		o.SegmentBytes = min(max(o.MaxBytes/16, min(minSegmentBytes, o.MaxBytes/4)), maxSegmentBytes)
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
