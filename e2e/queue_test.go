@@ -6,7 +6,7 @@ package e2e
 // subscribers of the uplink.
 //
 // Where the uplink has to be "down" while a subscriber already listens
-// there, the gateway reaches mosquitto through linkProxy, which refuses
+// there, the gateway reaches mosquitto through testpeer.Proxy, which refuses
 // connections while down; where the broker itself is stopped, the
 // subscriber keeps a persistent session on a mosquitto with persistence.
 
@@ -30,7 +30,7 @@ import (
 // for 4 s and started again on the same port: every reading the gateway
 // acknowledged reaches a subscriber of the uplink, in order per device.
 func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
-	up := startKeepingMosquitto(t)
+	up := testpeer.StartPersistentMosquitto(t)
 	sub := startPropSub(t, up.Port, "gw-test/coap/#", fmt.Sprintf("e2e-outage-%d", time.Now().UnixNano()))
 	p := freePorts(t)
 	g := startGateway(t, queueConfig(p, up.URL(), ""))
@@ -140,7 +140,7 @@ func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
 // coapload arrives.
 func TestQueueKill9WhileUplinkDownLosesNoAckedReading(t *testing.T) {
 	broker := testpeer.StartMosquitto(t, 0)
-	link := newLinkProxy(t, broker.Port) // down
+	link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 	p := freePorts(t)
 	cfg := queueConfig(p, link.URL(), "")
 	g := startGateway(t, cfg)
@@ -163,7 +163,7 @@ func TestQueueKill9WhileUplinkDownLosesNoAckedReading(t *testing.T) {
 	for range 6 {
 		up := 300*time.Millisecond + time.Duration(rng.Int64N(int64(900*time.Millisecond)))
 		time.Sleep(up)
-		killGateway(g)
+		g.kill() // SIGKILL: no shutdown, as a crash
 		kills = append(kills, up)
 		logs = append(logs, g.Log())
 		g = restartGateway(t, g, cfg)
@@ -182,7 +182,7 @@ func TestQueueKill9WhileUplinkDownLosesNoAckedReading(t *testing.T) {
 
 	count := startCount(t, broker.Port, acked, 20*time.Second, 120*time.Second)
 	start := time.Now()
-	link.Up()
+	link.Start()
 	cr := count.wait(t, 150*time.Second)
 	drain := time.Since(start)
 	logs = append(logs, g.Log())
@@ -211,7 +211,7 @@ func TestQueueKill9WhileUplinkDownLosesNoAckedReading(t *testing.T) {
 func TestQueuePlantedDamageIsSkippedAndReported(t *testing.T) {
 	const n = 40
 	broker := testpeer.StartMosquitto(t, 0)
-	link := newLinkProxy(t, broker.Port) // down
+	link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 	p := freePorts(t)
 	cfg := queueConfig(p, link.URL(), "")
 	g := startGateway(t, cfg)
@@ -256,7 +256,7 @@ func TestQueuePlantedDamageIsSkippedAndReported(t *testing.T) {
 	t.Logf("flipped byte %d (record seq %d, reading %d); appended %d bytes of a record", at, victim.Seq, victimSeq, tornLen)
 
 	count := startCount(t, broker.Port, acked, 5*time.Second, 60*time.Second)
-	link.Up()
+	link.Start()
 	g = restartGateway(t, g, cfg)
 	cr := count.wait(t, 90*time.Second)
 	log := g.Log()
@@ -298,7 +298,7 @@ func TestQueueBoundsCountEveryDrop(t *testing.T) {
 
 	t.Run("drop_newest", func(t *testing.T) {
 		broker := testpeer.StartMosquitto(t, 0)
-		link := newLinkProxy(t, broker.Port) // down
+		link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 		p := freePorts(t)
 		cfg := queueConfig(p, link.URL(), "max_bytes = \"64KiB\"\nwhen_full = \"drop_newest\"")
 		g := startGateway(t, cfg)
@@ -314,7 +314,7 @@ func TestQueueBoundsCountEveryDrop(t *testing.T) {
 				res.Sent, res.Codes, res.Timeouts)
 		}
 		count := startCount(t, broker.Port, acked, 30*time.Second, 90*time.Second)
-		link.Up()
+		link.Start()
 		cr := count.wait(t, 120*time.Second)
 		if _, err := g.stop(); err != nil {
 			t.Fatalf("stop: %v", err)
@@ -457,7 +457,7 @@ func TestQueueSeqUserPropertyContinuesAcrossRestarts(t *testing.T) {
 	// The delivered position is saved within a second; kill well after
 	// that, so that nothing is sent twice and the numbering is exact.
 	time.Sleep(2500 * time.Millisecond)
-	killGateway(g)
+	g.kill() // SIGKILL: no shutdown, as a crash
 	g = restartGateway(t, g, cfg)
 	send(3)
 	check("after kill -9 and restart")
@@ -469,7 +469,7 @@ func TestQueueSeqUserPropertyContinuesAcrossRestarts(t *testing.T) {
 // reports as dropped.
 func testDropOldest(t *testing.T, maxBytes string, readings int) {
 	broker := testpeer.StartMosquitto(t, 0)
-	link := newLinkProxy(t, broker.Port) // down
+	link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 	p := freePorts(t)
 	cfg := queueConfig(p, link.URL(), fmt.Sprintf("max_bytes = %q\nwhen_full = \"drop_oldest\"", maxBytes))
 	g := startGateway(t, cfg)
@@ -485,7 +485,7 @@ func testDropOldest(t *testing.T, maxBytes string, readings int) {
 	log1 := g.Log()
 
 	count := startCount(t, broker.Port, acked, 5*time.Second, 90*time.Second)
-	link.Up()
+	link.Start()
 	g = restartGateway(t, g, cfg)
 	cr := count.wait(t, 120*time.Second)
 	if _, err := g.stop(); err != nil {

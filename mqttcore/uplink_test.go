@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/causeway/causeway/internal/testpeer"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,16 +134,16 @@ func TestUplinkOrderPrefixQoS(t *testing.T) {
 
 func TestUplinkBirthWillAndClose(t *testing.T) {
 	mq := startMosquitto(t, "")
-	px := newProxy(t, mq.addr())
-	px.start()
+	px := testpeer.NewProxy(t, mq.addr())
+	px.Start()
 	status := newSubscriber(t, mq.addr(), 1, "gw-01/status")
-	u := newTestUplink(t, testUplinkOptions(t, px.url()))
+	u := newTestUplink(t, testUplinkOptions(t, px.URL()))
 	runUplink(t, u)
 
 	waitFor(t, 5*time.Second, "online", func() bool { return lastPayload(status) == "online" })
 
 	// The connection dies without DISCONNECT: the broker publishes the will.
-	px.cut()
+	px.Cut()
 	waitFor(t, 5*time.Second, "offline (will)", func() bool { return lastPayload(status) == "offline" })
 	// The uplink reconnects and announces itself again.
 	waitFor(t, 5*time.Second, "online again", func() bool { return lastPayload(status) == "online" })
@@ -194,8 +195,8 @@ func lastPayload(s *subscriber) string {
 
 func TestUplinkBrokerDownAtStart(t *testing.T) {
 	mq := newMosquitto(t, freePort(t), "")
-	px := newProxy(t, mq.addr()) // not listening yet: the broker is unreachable
-	u := newTestUplink(t, testUplinkOptions(t, px.url()))
+	px := testpeer.NewProxy(t, mq.addr()) // not listening yet: the broker is unreachable
+	u := newTestUplink(t, testUplinkOptions(t, px.URL()))
 	runUplink(t, u)
 	const n = 500
 	enqueueSeq(t, u, "gw-01/d", 1, n, 1)
@@ -206,7 +207,7 @@ func TestUplinkBrokerDownAtStart(t *testing.T) {
 	}
 	mq.start()
 	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
-	px.start()
+	px.Start()
 	waitFor(t, 10*time.Second, "delivery after the broker came up", func() bool { return distinct(sub.messages(), "gw-01/d") == n })
 	checkSeqs(t, sub.messages(), "gw-01/d", n)
 	waitFor(t, 5*time.Second, "queue drained", func() bool { return u.Stats().Queued == 0 })
@@ -214,10 +215,10 @@ func TestUplinkBrokerDownAtStart(t *testing.T) {
 
 func TestUplinkBrokerKilledMidStream(t *testing.T) {
 	mq := startMosquitto(t, "")
-	px := newProxy(t, mq.addr())
-	px.start()
+	px := testpeer.NewProxy(t, mq.addr())
+	px.Start()
 	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
-	opts := testUplinkOptions(t, px.url())
+	opts := testUplinkOptions(t, px.URL())
 	u := newTestUplink(t, opts)
 	runUplink(t, u)
 	waitFor(t, 5*time.Second, "connection", u.Connected)
@@ -240,7 +241,7 @@ func TestUplinkBrokerKilledMidStream(t *testing.T) {
 	ackedBefore := u.Stats().Acked
 
 	mq.kill() // SIGKILL mid-stream
-	px.stop() // keep the uplink away until the subscriber is back
+	px.Stop() // keep the uplink away until the subscriber is back
 	// Let the first subscriber read what the dead broker had already
 	// written to its socket: its client ends at EOF.
 	select {
@@ -250,7 +251,7 @@ func TestUplinkBrokerKilledMidStream(t *testing.T) {
 	}
 	mq.start()
 	sub2 := newSubscriber(t, mq.addr(), 1, "gw-01/#")
-	px.start()
+	px.Start()
 	<-produced
 
 	waitFor(t, 15*time.Second, "everything after the restart", func() bool { return u.Stats().Queued == 0 })
@@ -274,8 +275,8 @@ func TestUplinkQueueBounds(t *testing.T) {
 	for _, policy := range []WhenFull{DropOldest, DropNewest} {
 		t.Run(policy.String(), func(t *testing.T) {
 			mq := newMosquitto(t, freePort(t), "")
-			px := newProxy(t, mq.addr())
-			opts := testUplinkOptions(t, px.url())
+			px := testpeer.NewProxy(t, mq.addr())
+			opts := testUplinkOptions(t, px.URL())
 			per := int64(len("gw-01/b") + 2 + RecordOverhead) // payloads "10".."99"
 			opts.Queue = NewMemoryQueue(MemoryQueueOptions{MaxBytes: 40 * per, WhenFull: policy, Log: opts.Log})
 			u := newTestUplink(t, opts)
@@ -298,7 +299,7 @@ func TestUplinkQueueBounds(t *testing.T) {
 			}
 			mq.start()
 			sub := newSubscriber(t, mq.addr(), 1, "gw-01/b")
-			px.start()
+			px.Start()
 			waitFor(t, 10*time.Second, "delivery", func() bool { return sub.count() >= 40 })
 			ms := sub.messages()
 			first, lastv := ms[0].payload, ms[len(ms)-1].payload

@@ -284,11 +284,6 @@ func benchAppend(b *testing.B, fs Fsync, producers int) {
 	syncDirFiles(b, dir, false)
 	n := float64(b.N)
 	fsyncs := float64(st.Fsyncs)
-	if fs != FsyncOff {
-		// roll: fdatasync of the full segment (not of the first), of the
-		// new one, and of the directory. Not counted in Stats.Fsyncs.
-		fsyncs += float64(3*st.Segments - 1)
-	}
 	b.ReportMetric(float64(st.BytesWritten)/n, "app-B/msg")
 	snap.report(b, b.N)
 	b.ReportMetric(fsyncs/n, "fsync/msg")

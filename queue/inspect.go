@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,16 +51,19 @@ func Inspect(dir string) (*Report, error) {
 // Peek calls fn with the first undelivered records, at most n, in order.
 func Peek(dir string, n int, fn func(mqttcore.Record)) error {
 	rep := &Report{Dir: dir}
+	if n <= 0 {
+		return nil
+	}
 	count := 0
 	return scanDir(dir, rep, func(rec mqttcore.Record) bool {
-		if count >= n {
-			return false
-		}
 		fn(rec)
 		count++
 		return count < n
 	})
 }
+
+// errStopScan ends a scan early when its callback has what it wants.
+var errStopScan = errors.New("scan stopped")
 
 // scanDir reads every valid record after the cursor, in order, and fills
 // the directory-level fields of rep. fn returns false to stop.
@@ -71,7 +75,7 @@ func scanDir(dir string, rep *Report, fn func(mqttcore.Record) bool) error {
 		return fmt.Errorf("offline queue: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, lockName)); err == nil {
-		lf, err := lockDir(dir)
+		lf, err := lockDir(dir, false)
 		if err != nil {
 			return err
 		}
@@ -108,23 +112,17 @@ func scanDir(dir string, rep *Report, fn func(mqttcore.Record) bool) error {
 	}
 	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
 	rep.Segments = len(firsts)
-	more := true
 	for _, first := range firsts {
-		if !more && rep.Topics == nil {
-			break // Peek has what it wants
-		}
 		path := filepath.Join(dir, segName(first))
 		fi, err := os.Stat(path)
 		if err != nil {
 			return fmt.Errorf("offline queue: %w", err)
 		}
 		rep.Bytes += fi.Size()
-		if err := scanSegment(path, first, fi.Size(), c.committed, rep, func(rec mqttcore.Record) bool {
-			if more {
-				more = fn(rec)
+		if err := scanSegment(path, first, fi.Size(), c.committed, rep, fn); err != nil {
+			if errors.Is(err, errStopScan) {
+				return nil
 			}
-			return true
-		}); err != nil {
 			return err
 		}
 	}
@@ -150,8 +148,8 @@ func scanSegment(path string, first uint64, size int64, committed uint64, rep *R
 			last = h.seq
 			rep.LastSeq = h.seq
 			rep.Newest = time.Unix(0, h.time)
-			if h.seq > committed {
-				fn(mqttcore.Record{Seq: h.seq, Time: time.Unix(0, h.time), Msg: decodeMessage(b, h)})
+			if h.seq > committed && !fn(mqttcore.Record{Seq: h.seq, Time: time.Unix(0, h.time), Msg: decodeMessage(b, h)}) {
+				return errStopScan
 			}
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -158,7 +159,7 @@ type Stats struct {
 	DamagedFiles  int    // files moved aside to damaged/
 	WriteErrors   uint64 // batches that could not be written (their producers got an error)
 	Writes        uint64 // write system calls of records
-	Fsyncs        uint64
+	Fsyncs        uint64 // fsyncs of segments, the directory and the cursor
 	BytesWritten  uint64 // record bytes written to segment files
 	Replayed      uint64 // records read back from disk for the sender
 	RecoveredRecs uint64 // unacknowledged records found at start-up
@@ -182,6 +183,7 @@ type Queue struct {
 	wg      sync.WaitGroup
 
 	crashed atomic.Bool // tests: stop as kill -9 would
+	fsyncs  atomic.Uint64
 
 	fileMu sync.Mutex // held by roll and by the syncer's fsync
 	wf     *os.File   // the segment being written; the writer's
@@ -246,7 +248,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("offline queue: %w", err)
 	}
-	lf, err := lockDir(dir)
+	lf, err := lockDir(dir, true)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +270,9 @@ func Open(dir string, opts Options) (*Queue, error) {
 	return q, nil
 }
 
-func lockDir(dir string) (*os.File, error) {
+// lockDir takes the queue directory's lock; the holder's pid is written
+// into it when ownPid (the gateway, not the read-only tools).
+func lockDir(dir string, ownPid bool) (*os.File, error) {
 	path := filepath.Join(dir, lockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
@@ -279,20 +283,15 @@ func lockDir(dir string) (*os.File, error) {
 		n, _ := f.ReadAt(b, 0)
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s held by pid %s", ErrLocked, path, trimSpace(b[:n]))
+			return nil, fmt.Errorf("%w: %s held by pid %s", ErrLocked, path, strings.TrimRight(string(b[:n]), "\n \x00"))
 		}
 		return nil, fmt.Errorf("offline queue: lock %s: %w", path, err)
 	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
-	return f, nil
-}
-
-func trimSpace(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == 0) {
-		b = b[:len(b)-1]
+	if ownPid {
+		_ = f.Truncate(0)
+		_, _ = f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
 	}
-	return string(b)
+	return f, nil
 }
 
 // Dir is the queue's directory.
@@ -477,14 +476,11 @@ func (q *Queue) writeBatch(batch []byte, first uint64, firstTime time.Time) (okL
 		batch = batch[cut:]
 	}
 	if q.opts.Fsync == FsyncAlways {
-		if err := fdatasync(q.wf); err != nil {
+		if err := q.sync(q.wf); err != nil {
 			// The data may not be on the disk: nothing of this batch is
 			// reported durable. It stays in the file (it may be sent).
 			return first - 1, fmt.Errorf("fsync %s: %w", q.wf.Name(), err)
 		}
-		q.mu.Lock()
-		q.st.Fsyncs++
-		q.mu.Unlock()
 	}
 	return okLast, nil
 }
@@ -516,8 +512,9 @@ func (q *Queue) roll(first uint64) error {
 	q.fileMu.Lock()
 	defer q.fileMu.Unlock()
 	if q.wf != nil {
-		if q.opts.Fsync != FsyncOff {
-			if err := fdatasync(q.wf); err != nil {
+		// Under always its last batch is fsynced already.
+		if q.opts.Fsync == FsyncBatch {
+			if err := q.sync(q.wf); err != nil {
 				q.log.Error("offline queue: fsync of a full segment failed", slog.String("file", q.wf.Name()), slog.Any("error", err))
 			}
 		}
@@ -535,11 +532,12 @@ func (q *Queue) roll(first uint64) error {
 		return fmt.Errorf("new segment %s: %w", path, err)
 	}
 	if q.opts.Fsync != FsyncOff {
-		if err := fdatasync(f); err != nil {
+		if err := q.sync(f); err != nil {
 			_ = f.Close()
 			_ = os.Remove(path)
 			return fmt.Errorf("new segment %s: fsync: %w", path, err)
 		}
+		q.fsyncs.Add(1)
 		if err := syncDir(q.dir); err != nil {
 			q.log.Warn("offline queue: fsync of the directory failed", slog.Any("error", err))
 		}
@@ -595,12 +593,9 @@ func (q *Queue) syncActive() {
 	q.fileMu.Lock()
 	var err error
 	if q.wf != nil {
-		err = fdatasync(q.wf)
+		err = q.sync(q.wf)
 	}
 	q.fileMu.Unlock()
-	q.mu.Lock()
-	q.st.Fsyncs++
-	q.mu.Unlock()
 	if err != nil {
 		q.log.Error("offline queue: fsync failed", slog.Any("error", err))
 	}
@@ -852,6 +847,7 @@ func (q *Queue) DiskStats() Stats {
 	defer q.mu.Unlock()
 	st := q.st
 	st.Segments = len(q.segs)
+	st.Fsyncs = q.fsyncs.Load()
 	return st
 }
 
@@ -905,7 +901,7 @@ func (q *Queue) Close() error {
 	q.fileMu.Lock()
 	if q.wf != nil {
 		if q.opts.Fsync != FsyncOff {
-			if err := fdatasync(q.wf); err != nil {
+			if err := q.sync(q.wf); err != nil {
 				errs = append(errs, fmt.Errorf("offline queue: fsync: %w", err))
 			}
 		}
@@ -932,7 +928,7 @@ func (q *Queue) Close() error {
 		q.logDrops(drops)
 	}
 	if q.cursorFile != nil && q.opts.Fsync != FsyncOff {
-		if err := fdatasync(q.cursorFile); err != nil {
+		if err := q.sync(q.cursorFile); err != nil {
 			errs = append(errs, fmt.Errorf("offline queue: fsync cursor: %w", err))
 		}
 	}
@@ -992,6 +988,12 @@ func (q *Queue) saveCursorLocked() {
 		return
 	}
 	q.cur = c
+}
+
+// sync fdatasyncs f and counts it.
+func (q *Queue) sync(f *os.File) error {
+	q.fsyncs.Add(1)
+	return fdatasync(f)
 }
 
 func fdatasync(f *os.File) error {

@@ -659,3 +659,31 @@ func TestInspectAndPeek(t *testing.T) {
 		t.Fatalf("len after inspect = %d", st.Len)
 	}
 }
+
+func TestOpenUnusableDirIsAClearError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(filepath.Join(file, "queue"), Options{Log: quietLog()})
+	if err == nil || !strings.Contains(err.Error(), "offline queue") || !strings.Contains(err.Error(), file) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestInspectDoesNotTakeOverTheLock(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, Options{})
+	appendSync(t, q, msg("a", "1"))
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, lockName))
+	if _, err := Inspect(dir); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, lockName))
+	if string(before) != string(after) {
+		t.Fatalf("LOCK changed by Inspect: %q -> %q", before, after)
+	}
+}

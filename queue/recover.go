@@ -38,7 +38,7 @@ func (q *Queue) recover() error {
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
 
-	c, found, damaged, err := readCursor(filepath.Join(q.dir, cursorName))
+	c, _, damaged, err := readCursor(filepath.Join(q.dir, cursorName))
 	if err != nil || damaged {
 		reason := "no valid slot"
 		if err != nil {
@@ -47,7 +47,6 @@ func (q *Queue) recover() error {
 		q.moveAside(cursorName, reason+"; undelivered messages may be sent again")
 		c = cursor{}
 	}
-	_ = found
 	q.cur = c
 	q.committed, q.curSeg, q.curOff = c.committed, c.segFirst, c.offset
 

@@ -86,7 +86,9 @@ func printReport(w io.Writer, r *queue.Report) {
 		for k := range r.Topics {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return r.Topics[keys[i]] > r.Topics[keys[j]] || (r.Topics[keys[i]] == r.Topics[keys[j]] && keys[i] < keys[j]) })
+		sort.Slice(keys, func(i, j int) bool {
+			return r.Topics[keys[i]] > r.Topics[keys[j]] || (r.Topics[keys[i]] == r.Topics[keys[j]] && keys[i] < keys[j])
+		})
 		fmt.Fprintln(w, "by device:")
 		for i, k := range keys {
 			if i == 20 {

@@ -78,9 +78,33 @@ func StartMosquitto(t testing.TB, port int) *Mosquitto {
 	if port == 0 {
 		port = FreeTCPPort(t)
 	}
+	return startMosquitto(t, port, false)
+}
+
+// StartPersistentMosquitto is StartMosquitto with persistence: stopped with
+// SIGTERM it saves its sessions (subscriptions and the QoS 1 messages
+// queued for them) and loads them when started again, so a persistent
+// subscriber misses nothing the broker acknowledged across its restart.
+func StartPersistentMosquitto(t testing.TB) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, FreeTCPPort(t), true)
+}
+
+func startMosquitto(t testing.TB, port int, persist bool) *Mosquitto {
+	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n", port)
+	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n", port)
+	if persist {
+		body += fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 0\n", dir)
+		if os.Geteuid() == 0 {
+			// As root mosquitto switches to the user "mosquitto", which
+			// cannot write the test's private temp dir.
+			body += "user root\n"
+		}
+	} else {
+		body += "persistence false\n"
+	}
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
