@@ -420,21 +420,6 @@ func droppedInLog(t *testing.T, log string) (sum int64, lines []string) {
 	return sum, lines
 }
 
-// waitLog waits up to d until the gateway's log has a line with msg.
-func waitLog(t *testing.T, g *gw, msg string, d time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if l := logLines(g.Log(), msg); len(l) > 0 {
-			return l
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the gateway log within %v", msg, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // ---- the queue's segment files (queue/format.go) ------------------------
 
 const (

@@ -458,7 +458,7 @@ func TestQueueSeqUserPropertyContinuesAcrossRestarts(t *testing.T) {
 	// that, so that nothing is sent twice and the numbering is exact.
 	time.Sleep(2500 * time.Millisecond)
 	g.kill() // SIGKILL: no shutdown, as a crash
-	g = restartGateway(t, g, cfg)
+	restartGateway(t, g, cfg)
 	send(3)
 	check("after kill -9 and restart")
 }
