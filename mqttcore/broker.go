@@ -156,6 +156,9 @@ func StartBroker(opts BrokerOptions) (*MochiBroker, error) {
 	if err := b.srv.AddHook(new(allowAllHook), nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
+	if err := b.srv.AddHook(&dropHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("broker: add drop hook: %w", err)
+	}
 	if opts.Listen != "" {
 		ln, err := net.Listen("tcp", opts.Listen)
 		if err != nil {
@@ -299,3 +302,20 @@ func (h *allowAllHook) Provides(b byte) bool {
 func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
 func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+
+// dropHook logs (rate-limited) a delivery the engine dropped because the
+// client's pending-write queue was full: counted in Stats, never silent.
+type dropHook struct {
+	mqtt.HookBase
+	b *MochiBroker
+}
+
+func (h *dropHook) ID() string { return "drop-log" }
+
+func (h *dropHook) Provides(b byte) bool { return b == mqtt.OnPublishDropped }
+
+func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.b.slowLog.log(h.b.log, slog.LevelWarn, "dropped a message for a slow mqtt client: its pending-write queue is full",
+		slog.String("client", cl.ID), slog.String("topic", pk.TopicName),
+		slog.Int64("dropped_total", h.b.Stats().MessagesDropped))
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
@@ -286,4 +287,29 @@ func TestBrokerConcurrentPublish(t *testing.T) {
 		return int64(s.count())+b.Stats().MessagesDropped == workers*per
 	})
 	t.Logf("delivered %d, dropped %d", s.count(), b.Stats().MessagesDropped)
+}
+
+// A delivery dropped because a subscriber's pending-write queue is full is
+// counted and logged (rate-limited), never silent.
+func TestBrokerDropIsLogged(t *testing.T) {
+	l := &testLog{}
+	b := startTestBroker(t, BrokerOptions{ClientWritesPending: 1,
+		Log: slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	newSubscriber(t, b.Addr().String(), 0, "d/#")
+	payload := bytes.Repeat([]byte("x"), 1024)
+	for i := 0; i < 200000 && b.Stats().MessagesDropped == 0; i++ {
+		if err := b.Publish("d/x", payload, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := b.Stats()
+	if st.MessagesDropped == 0 {
+		t.Fatalf("no drop with a pending-write bound of 1: %+v", st)
+	}
+	l.mu.Lock()
+	out := l.buf.String()
+	l.mu.Unlock()
+	if !strings.Contains(out, "dropped a message for a slow mqtt client") || !strings.Contains(out, "dropped_total=") {
+		t.Fatalf("drop not logged:\n%s", out)
+	}
 }

@@ -331,6 +331,9 @@ func (q *Queue) Append(m bridge.Message, done func(error)) (uint64, error) {
 			return 0, mqttcore.ErrQueueFull
 		}
 	}
+	if r := q.reclaimableLocked(); r > 0 && q.bytes+size > q.opts.MaxBytes {
+		q.rollNext = true // the delivered segment being written makes room
+	}
 	seq := q.nextSeq
 	q.nextSeq++
 	if len(q.pend) == 0 {
@@ -789,13 +792,12 @@ func (q *Queue) Ack(seq uint64) error {
 }
 
 // reclaimLocked removes segments that are wholly delivered. The segment
-// being written is reclaimed after the next roll, which it asks for.
+// being written stays until it is full, or until its space is needed for
+// the bound (Append then asks for a roll): rolling whenever it is delivered
+// would create a file per message at low rates or with fast acks.
 func (q *Queue) reclaimLocked() {
 	for len(q.segs) > 1 && q.segs[0].last <= q.committed {
 		q.removeHeadLocked()
-	}
-	if a := q.activeLocked(); a != nil && a.last >= a.first && a.last <= q.committed {
-		q.rollNext = true
 	}
 }
 
@@ -813,9 +815,9 @@ func (q *Queue) removeHeadLocked() {
 }
 
 // reclaimableLocked is the size of the segment being written when it is
-// wholly delivered: the next write starts a new segment and frees it.
+// wholly delivered: a roll would free it.
 func (q *Queue) reclaimableLocked() int64 {
-	if a := q.activeLocked(); a != nil && q.rollNext && a.last >= a.first && a.last <= q.committed {
+	if a := q.activeLocked(); a != nil && a.last >= a.first && a.last <= q.committed {
 		return a.size
 	}
 	return 0

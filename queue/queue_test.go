@@ -220,6 +220,43 @@ func TestSegmentsRollAndAreReclaimed(t *testing.T) {
 	}
 }
 
+// TestDeliveredSegmentIsNotRolledPerMessage: with fast acknowledgements
+// (QoS 0, or a low reading rate) every record is delivered before the next
+// one arrives; that must not start a new segment file (create, fsync the
+// file and the directory, delete) per message, which is what an SD card
+// can least afford. The delivered segment is reused until it is full, and
+// its space still counts as free for the bound.
+func TestDeliveredSegmentIsNotRolledPerMessage(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, Options{MaxBytes: 64 << 10, SegmentBytes: 16 << 10})
+	defer q.Close()
+	for i := range 200 {
+		appendSync(t, q, msg(fmt.Sprintf("t/%d", i), "payload"))
+		if recs := drain(t, q, true); len(recs) != 1 {
+			t.Fatalf("message %d: read %d records, want 1", i, len(recs))
+		}
+	}
+	st := q.DiskStats()
+	// 200 records of ~45 bytes fill about half a segment: no roll at all.
+	if st.Segments != 1 {
+		t.Fatalf("%d segments after 200 delivered messages, want 1", st.Segments)
+	}
+	if st.Fsyncs > 10 {
+		t.Fatalf("%d fsyncs for 200 messages (one segment created, batch fsync later)", st.Fsyncs)
+	}
+	// A record that fits only once the delivered segment is freed rolls it.
+	big := msg("big", strings.Repeat("x", 50<<10))
+	appendSync(t, q, big)
+	q.maintain()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(files) != 1 {
+		t.Fatalf("segment files %v: the delivered one should have made room", files)
+	}
+	if recs := drain(t, q, true); len(recs) != 1 || recs[0].Msg.Topic != "big" {
+		t.Fatalf("read %v, want the big record", recs)
+	}
+}
+
 func TestGroupCommitManyProducers(t *testing.T) {
 	dir := t.TempDir()
 	q := open(t, dir, Options{Fsync: FsyncAlways})
