@@ -66,8 +66,8 @@ type Adapter struct {
 	maxPayload  int64
 
 	stats     stats
-	libErrors limiter // rate-limits warnings about library errors
-	rejects   limiter // rate-limits warnings about refused requests
+	libErrors bridge.Limiter // rate-limits warnings about library errors
+	rejects   bridge.Limiter // rate-limits warnings about refused requests
 
 	addr    atomic.Pointer[net.UDPAddr]
 	running atomic.Bool
@@ -127,8 +127,8 @@ func New(cfg config.CoAP, deps Deps) (*Adapter, error) {
 		ackTimeout:  deps.AckTimeout,
 		maxInFlight: deps.MaxInFlight,
 		maxPayload:  int64(cfg.MaxPayload),
-		libErrors:   limiter{every: 10 * time.Second},
-		rejects:     limiter{every: 5 * time.Second},
+		libErrors:   bridge.Limiter{Every: 10 * time.Second},
+		rejects:     bridge.Limiter{Every: 5 * time.Second},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -251,7 +251,7 @@ func (a *Adapter) Run(ctx context.Context, bus *bridge.Bus, ready func()) error 
 // the others), the rest at debug.
 func (a *Adapter) libError(err error) {
 	a.stats.libErrors.Add(1)
-	if ok, suppressed := a.libErrors.allow(time.Now()); ok {
+	if ok, suppressed := a.libErrors.Allow(time.Now()); ok {
 		a.log.Warn("coap protocol error", "err", err, "suppressed", suppressed)
 		return
 	}

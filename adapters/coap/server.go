@@ -338,7 +338,7 @@ func (rs *runState) logReject(peer net.Addr, device string, code codes.Code, dia
 	if device != "" {
 		args = append(args, "device", device)
 	}
-	if ok, suppressed := rs.a.rejects.allow(time.Now()); ok {
+	if ok, suppressed := rs.a.rejects.Allow(time.Now()); ok {
 		rs.a.log.Warn("coap request refused", append(args, "suppressed", suppressed)...)
 		return
 	}

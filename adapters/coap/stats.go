@@ -2,9 +2,7 @@ package coap
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
@@ -73,27 +71,3 @@ func codeString(c codes.Code) string {
 	return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)
 }
 
-// limiter lets one event through per interval and counts the rest, so a
-// flood of bad input yields a log line now and then, never silence and
-// never a flood.
-type limiter struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-// allow reports whether to log now, and how many events were suppressed
-// since the last one logged.
-func (l *limiter) allow(now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, n
-}

@@ -41,6 +41,8 @@ commands:
   queue stats -c FILE          summarize the offline queue in data_dir
   queue peek  -c FILE [-n 10]  print the next undelivered messages
                     (both read the files of a stopped gateway)
+  ports   [-json]   list the serial ports with their USB id, serial number and
+                    the usb/usb_serial lines that select them in the config
   version           print the version
 `
 
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(rest, stdout, stderr)
 	case "queue":
 		return cmdQueue(rest, stdout, stderr)
+	case "ports":
+		return cmdPorts(rest, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
