@@ -12,8 +12,8 @@ PURE_PKGS := ./config/... ./mapping/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/config$$' -e '/mapping$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the tests talk to (real peers, not mocks).
-TEST_DEBS := mosquitto mosquitto-clients libcoap3-bin socat
-TEST_BINS := mosquitto mosquitto_sub coap-client-notls socat
+TEST_DEBS := mosquitto mosquitto-clients libcoap3-bin socat libmodbus-dev gcc pkg-config
+TEST_BINS := mosquitto mosquitto_sub coap-client-notls socat gcc pkg-config
 
 .PHONY: all build run test test-deps vet lint bench cross clean fuzz
 
@@ -28,6 +28,7 @@ run: build
 # Installs the peer programs with apt-get when one is missing and we are root.
 test-deps:
 	@missing=""; for b in $(TEST_BINS); do command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	pkg-config --exists libmodbus 2>/dev/null || missing="$$missing libmodbus"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing test peers:$$missing"; \
@@ -40,9 +41,14 @@ test-deps:
 vet:
 	$(GO) vet ./...
 
-test: test-deps vet
+test: test-deps $(BIN)/modbus-testserver vet
 	PATH="$$PATH:/usr/sbin" $(GO) test -count=1 -race -timeout 8m $(RACE_PKGS)
 	PATH="$$PATH:/usr/sbin" $(GO) test -count=1 -timeout 5m $(PURE_PKGS)
+
+# The Modbus test server (internal/modbustest), on libmodbus.
+$(BIN)/modbus-testserver: internal/modbustest/server/modbus-testserver.c | test-deps
+	@mkdir -p $(BIN)
+	gcc -O2 -Wall -Wextra -o $@ $< $$(pkg-config --cflags --libs libmodbus)
 
 lint: vet
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/adapters/coap"
+	"github.com/causeway/causeway/adapters/modbus"
 	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/mapping"
@@ -47,10 +48,15 @@ type App struct {
 	sup      *bridge.Supervisor
 	adapters []bridge.Adapter
 	coaps    []*coap.Adapter
+	// commanders are the adapters that execute commands, by name.
+	commanders map[string]bridge.Commander
 
 	mu     sync.Mutex
 	broker mqttcore.Broker
 	uplink mqttcore.Uplink
+	// out is where availability and command results go once Run has
+	// started the sinks.
+	out atomic.Pointer[sinks]
 }
 
 // New validates the assembly (no I/O): it builds the mapping engine and the
@@ -72,8 +78,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, log: log, opts: opts, engine: engine,
-		bus: bridge.NewBus(BusCapacity),
-		sup: bridge.NewSupervisor(log, bridge.Backoff{Min: 500 * time.Millisecond, Max: time.Minute}),
+		bus:        bridge.NewBus(BusCapacity),
+		sup:        bridge.NewSupervisor(log, bridge.Backoff{Min: 500 * time.Millisecond, Max: time.Minute}),
+		commanders: map[string]bridge.Commander{},
 	}
 	for _, c := range cfg.CoAP {
 		ad, err := coap.New(c, coap.Deps{Log: log.With("adapter", c.Name)})
@@ -82,6 +89,14 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		}
 		a.adapters = append(a.adapters, ad)
 		a.coaps = append(a.coaps, ad)
+	}
+	for _, c := range cfg.Modbus {
+		ad, err := modbus.New(c, modbus.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("modbus %q: %w", c.Name, err)
+		}
+		a.adapters = append(a.adapters, ad)
+		a.commanders[c.Name] = ad
 	}
 	return a, nil
 }
@@ -159,6 +174,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	a.mu.Lock()
 	sinks := sinks{broker: a.broker, uplink: a.uplink}
 	a.mu.Unlock()
+	a.out.Store(&sinks)
 	pipeDone := make(chan struct{})
 	go func() {
 		defer close(pipeDone)
@@ -168,6 +184,10 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	// Sources last.
 	srcCtx, srcCancel := context.WithCancel(ctx)
 	defer srcCancel()
+	cmdDone, err := a.startCommands(srcCtx)
+	if err != nil {
+		a.log.Error("commands disabled", "err", err)
+	}
 	supDone := make(chan struct{})
 	go func() {
 		defer close(supDone)
@@ -183,6 +203,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	a.log.Info("shutting down")
 	srcCancel()
 	<-supDone // every adapter has returned: nothing sends any more
+	cmdDone()
 	a.bus.Close()
 	<-pipeDone // every frame on the bus is published or queued
 

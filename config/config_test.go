@@ -353,7 +353,6 @@ func TestErrors(t *testing.T) {
 		{"inline array of tables", false, "coap = [\n  { name = \"a\" },\n  { name = \"b\", max_payload = \"1XB\", listen = \":1\" },\n]\n", want{"coap[1].max_payload", 3, "invalid size"}},
 		{"crlf and bom", false, "\xef\xbb\xbf[gateway]\r\n\r\nlog_level = \"x\"\r\n", want{"gateway.log_level", 3, "invalid value"}},
 		{"quoted key", false, "[gateway]\n\"log level\" = \"info\"\n", want{`gateway."log level"`, 2, "unknown key"}},
-		{"unsupported modbus", false, "[[modbus]]\nurl = \"tcp://h:502\"\n[[modbus.device]]\nname = \"d\"\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0]", 1, "[[modbus]] is not supported yet in this version"}},
 		{"unsupported uart", false, "\n[[uart]]\nport = \"/dev/x\"\npattern = \"(?P<t>.)\"\n", want{"uart[0]", 2, "[[uart]] is not supported yet in this version"}},
 		{"unsupported coap device", false, "[[coap]]\n[[coap.device]]\ndevice = \"d\"\nurl = \"coap://h/x\"\n", want{"coap[0].device[0]", 2, "is not supported yet in this version"}},
 		{"unsupported coap psk", false, "[[coap]]\n[[coap.psk]]\nidentity = \"i\"\nkey = \"00\"\n", want{"coap[0].psk[0]", 2, "is not supported yet in this version"}},
@@ -447,7 +446,6 @@ password = "${MISSING}"         # 35
 		{"queue.inflight", 12, "expected an integer"},
 		{"coap[0].max_payload", 15, "expected a size string"},
 		{"coap[1].name", 17, "already used by coap[0]"},
-		{"modbus[0]", 19, "not supported yet"},
 		{"modbus[0].device[0].point[0].name", 24, "reserved name"},
 		{"route[0].qos", 30, "out of range"},
 		{"route[0].topic", 31, "unknown placeholder {nope}"},
@@ -630,7 +628,7 @@ func TestReferenceFile(t *testing.T) {
 	}
 	// Without AllowUnsupported every feature not built yet is named.
 	errs = parseErrs(t, src, false)
-	for _, p := range []string{"http", "broker.user[0]", "coap[0].psk[0]", "coap[0].device[0]", "modbus[0]", "uart[0]"} {
+	for _, p := range []string{"http", "broker.user[0]", "coap[0].psk[0]", "coap[0].device[0]", "uart[0]"} {
 		found := false
 		for _, e := range errs {
 			found = found || e.Path == p && strings.Contains(e.Msg, "not supported yet")

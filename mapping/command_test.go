@@ -17,13 +17,13 @@ func TestParseCommand(t *testing.T) {
 		wantErr        string
 	}{
 		{"gw/modbus/boiler/set", `{"setpoint":21.5,"pump":true,"mode":"eco","n":3}`, []bridge.PointValue{
-			{"setpoint", bridge.Number(21.5)}, {"pump", bridge.Bool(true)}, {"mode", bridge.String("eco")}, {"n", bridge.Int(3)}}, ""},
-		{"gw/modbus/boiler/setpoint/set", "21.5", []bridge.PointValue{{"setpoint", bridge.Number(21.5)}}, ""},
-		{"gw/modbus/boiler/setpoint/set", " -7 ", []bridge.PointValue{{"setpoint", bridge.Int(-7)}}, ""},
-		{"gw/modbus/boiler/setpoint/set", "1e3", []bridge.PointValue{{"setpoint", bridge.Number(1000)}}, ""},
-		{"gw/modbus/boiler/pump/set", "false", []bridge.PointValue{{"pump", bridge.Bool(false)}}, ""},
-		{"gw/modbus/boiler/mode/set", `"eco"`, []bridge.PointValue{{"mode", bridge.String("eco")}}, ""},
-		{"gw/modbus/boiler/mode/set", `eco mode`, []bridge.PointValue{{"mode", bridge.String("eco mode")}}, ""},
+			{Name: "setpoint", Value: bridge.Number(21.5)}, {Name: "pump", Value: bridge.Bool(true)}, {Name: "mode", Value: bridge.String("eco")}, {Name: "n", Value: bridge.Int(3)}}, ""},
+		{"gw/modbus/boiler/setpoint/set", "21.5", []bridge.PointValue{{Name: "setpoint", Value: bridge.Number(21.5)}}, ""},
+		{"gw/modbus/boiler/setpoint/set", " -7 ", []bridge.PointValue{{Name: "setpoint", Value: bridge.Int(-7)}}, ""},
+		{"gw/modbus/boiler/setpoint/set", "1e3", []bridge.PointValue{{Name: "setpoint", Value: bridge.Number(1000)}}, ""},
+		{"gw/modbus/boiler/pump/set", "false", []bridge.PointValue{{Name: "pump", Value: bridge.Bool(false)}}, ""},
+		{"gw/modbus/boiler/mode/set", `"eco"`, []bridge.PointValue{{Name: "mode", Value: bridge.String("eco")}}, ""},
+		{"gw/modbus/boiler/mode/set", `eco mode`, []bridge.PointValue{{Name: "mode", Value: bridge.String("eco mode")}}, ""},
 		{"gw/modbus/boiler/set", `{"a":1,"a":2}`, nil, "given twice"},
 		{"gw/modbus/boiler/set", `{}`, nil, "names no point"},
 		{"gw/modbus/boiler/set", `[1]`, nil, "JSON object"},
@@ -68,7 +68,7 @@ func TestCommandFiltersMatchTargets(t *testing.T) {
 }
 
 func TestAppendResult(t *testing.T) {
-	got := string(AppendResult(nil, []bridge.PointValue{{"setpoint", bridge.Number(21)}, {"pump", bridge.Bool(true)}}, nil))
+	got := string(AppendResult(nil, []bridge.PointValue{{Name: "setpoint", Value: bridge.Number(21)}, {Name: "pump", Value: bridge.Bool(true)}}, nil))
 	if got != `{"ok":true,"values":{"setpoint":21,"pump":true}}` {
 		t.Errorf("ok result %s", got)
 	}

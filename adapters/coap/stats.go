@@ -70,4 +70,3 @@ func (a *Adapter) Stats() Stats {
 func codeString(c codes.Code) string {
 	return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)
 }
-

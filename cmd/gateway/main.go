@@ -43,6 +43,10 @@ commands:
                     (both read the files of a stopped gateway)
   ports   [-json]   list the serial ports with their USB id, serial number and
                     the usb/usb_serial lines that select them in the config
+  modbus plan -c FILE          print the requests of one poll cycle per device
+  modbus read -url URL [-unit 1 -table holding -address 0 -count 1
+              -type uint16 -order ABCD ...]   read and decode values from a
+                    device: the commissioning tool (gateway modbus -h)
   version           print the version
 `
 
@@ -59,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(rest, stdout, stderr)
 	case "queue":
 		return cmdQueue(rest, stdout, stderr)
+	case "modbus":
+		return cmdModbus(rest, stdout, stderr)
 	case "ports":
 		return cmdPorts(rest, stdout, stderr)
 	case "version", "-v", "--version":
