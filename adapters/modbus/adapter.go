@@ -90,7 +90,7 @@ func New(c config.Modbus, deps Deps) (*Adapter, error) {
 	a := &Adapter{
 		cfg: c, log: deps.Log, avail: deps.Availability, ports: deps.Ports,
 		byName:  make(map[string]*device, len(c.Devices)),
-		cmds:    make(chan *cmdJob, 16),
+		cmds:    make(chan *cmdJob), // unbuffered: a command is taken by a running line or not at all
 		timeout: c.Timeout.D(),
 		retries: c.Retries,
 	}

@@ -10,6 +10,7 @@ import (
 
 // cmdJob is a command handed to the line goroutine.
 type cmdJob struct {
+	ctx    context.Context // the caller's: a job whose caller gave up is not run
 	d      *device
 	writes []pointWrite
 	done   chan cmdResult // buffered: the line never blocks on it
@@ -35,7 +36,7 @@ func (a *Adapter) Command(ctx context.Context, cmd bridge.Command) ([]bridge.Poi
 	if !ok {
 		return nil, fmt.Errorf("no device %s on adapter %s", cmd.Device, a.cfg.Name)
 	}
-	j := &cmdJob{d: d, done: make(chan cmdResult, 1)}
+	j := &cmdJob{ctx: ctx, d: d, done: make(chan cmdResult, 1)}
 	for _, pv := range cmd.Values {
 		i, ok := d.byName[pv.Name]
 		if !ok {
@@ -89,6 +90,9 @@ func (a *Adapter) serveCommands(ctx context.Context, tr wire.Transport, serial b
 // restarts); every other outcome goes to the command's result.
 func (a *Adapter) execute(ctx context.Context, tr wire.Transport, serial bool, j *cmdJob) error {
 	d := j.d
+	if j.ctx.Err() != nil {
+		return nil // the caller gave up before the line was free
+	}
 	var out []bridge.PointValue
 	fail := func(err error) error {
 		j.done <- cmdResult{vals: out, err: err}
