@@ -3,6 +3,8 @@ package modbus
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/internal/modbustest"
+	"github.com/causeway/causeway/internal/serialport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -226,5 +229,70 @@ func TestCommandWritesAndReadsBack(t *testing.T) {
 	regs, err := srv.Get(1, "holding", 1, 1)
 	if err != nil || regs[0] != 0xFFF9 { // -7 as int16
 		t.Fatalf("register %04X %v, want FFF9", regs, err)
+	}
+}
+
+// usbTree builds a minimal sysfs and /dev with one FTDI adapter (0403:6001,
+// serial A9XYZ) whose tty is name, its /dev entry a link to target.
+func usbTree(t *testing.T, name, target string) serialport.FS {
+	t.Helper()
+	root := t.TempDir()
+	sys, dev := filepath.Join(root, "sys"), filepath.Join(root, "dev")
+	usbDev := filepath.Join(sys, "devices", "pci0000:00", "usb1", "1-1")
+	port := filepath.Join(usbDev, "1-1:1.0", name)
+	for _, d := range []string{filepath.Join(port, "tty", name), filepath.Join(sys, "class", "tty"), dev} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for f, v := range map[string]string{"idVendor": "0403", "idProduct": "6001", "serial": "A9XYZ"} {
+		if err := os.WriteFile(filepath.Join(usbDev, f), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		filepath.Join(port, "tty", name, "device"): port,
+		filepath.Join(sys, "class", "tty", name):   filepath.Join(port, "tty", name),
+		filepath.Join(dev, name):                   target,
+	}
+	for l, to := range links {
+		if err := os.Symlink(to, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return serialport.FS{SysRoot: sys, DevRoot: dev}
+}
+
+// A serial port chosen by USB identity (usb = "vid:pid", usb_serial) is
+// found through sysfs, also after it re-enumerated under another name.
+func TestRTUPortSelectedByUSBIdentity(t *testing.T) {
+	srv := modbustest.Start(t, modbustest.Options{RTU: true, Init: "1 holding 0 7 10\n"})
+	for _, name := range []string{"ttyUSB0", "ttyUSB3"} { // before and after a re-enumeration
+		c := testBlock("rtu://")
+		c.USB, c.USBSerial = "0403:6001", "A9XYZ"
+		a, err := New(c, Deps{Ports: usbTree(t, name, srv.DevicePath())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := runAdapter(t, a)
+		if f := nextFrame(t, r.frames); !f.Points[0].Good() || f.Points[0].Value.Int != 7 {
+			t.Fatalf("%s: frame %+v", name, f)
+		}
+		r.stop()
+	}
+	c := testBlock("rtu://")
+	c.USB, c.USBSerial = "0403:6001", "OTHER"
+	a, err := New(c, Deps{Ports: usbTree(t, "ttyUSB0", srv.DevicePath())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runAdapter(t, a)
+	select {
+	case <-r.done:
+		if r.err == nil || !strings.Contains(r.err.Error(), "0403:6001") {
+			t.Fatalf("Run with an absent adapter returned %v", r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not fail with no matching USB adapter")
 	}
 }
