@@ -216,7 +216,7 @@ func (a *Adapter) open(ctx context.Context) (tr wire.Transport, serial bool, err
 		if a.cfg.Parity != "" {
 			parity = a.cfg.Parity[0]
 		}
-		p, err := wire.OpenSerial(path, a.cfg.Baud, a.cfg.DataBits, parity, a.cfg.StopBits)
+		p, err := serialport.Open(path, a.cfg.Baud, a.cfg.DataBits, parity, a.cfg.StopBits)
 		if err != nil {
 			return nil, true, fmt.Errorf("modbus serial port %s: %w", path, err)
 		}

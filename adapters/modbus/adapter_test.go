@@ -296,3 +296,37 @@ func TestRTUPortSelectedByUSBIdentity(t *testing.T) {
 		t.Fatal("Run did not fail with no matching USB adapter")
 	}
 }
+
+// A cycle that takes longer than the interval skips the ticks it overran
+// instead of running them back to back.
+func TestOverrunningCycleSkipsTicks(t *testing.T) {
+	srv := modbustest.Start(t, modbustest.Options{Init: "1 holding 0 7 10\n"})
+	if _, err := srv.Control("delay 1 120"); err != nil {
+		t.Fatal(err)
+	}
+	c := testBlock(srv.URL())
+	c.Timeout = config.Duration(time.Second)
+	c.Devices[0].Interval = config.Duration(50 * time.Millisecond) // one cycle takes ~120 ms
+	a, err := New(c, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runAdapter(t, a)
+	start := time.Now()
+	n := 0
+	for time.Since(start) < time.Second {
+		f := nextFrame(t, r.frames)
+		if !f.Points[0].Good() {
+			t.Fatalf("frame %+v", f)
+		}
+		n++
+	}
+	r.stop()
+	st := a.Stats()
+	// 120 ms cycles on a 50 ms interval: a new cycle starts on the next
+	// 50 ms tick after the previous one ends, every 150 ms, not back to back.
+	if st.SkippedTicks < uint64(n) || n > 9 {
+		t.Fatalf("%d frames in 1 s, %d ticks skipped: want about 7 frames and 2 skipped ticks per frame", n, st.SkippedTicks)
+	}
+	t.Logf("%d frames in 1 s, %d ticks skipped", n, st.SkippedTicks)
+}

@@ -4,7 +4,7 @@
 // and three Transports that send one request at a time on one physical line:
 //
 //   - NewTCP: Modbus TCP (MBAP header, incrementing transaction id);
-//   - NewRTU: Modbus RTU on a serial Port (OpenSerial opens one with
+//   - NewRTU: Modbus RTU on a serial Port (serialport.Open opens one with
 //     go.bug.st/serial);
 //   - NewRTUOverTCP: RTU frames (unit + PDU + CRC) carried on a TCP stream,
 //     as spoken by transparent serial-to-Ethernet converters.

@@ -5,14 +5,14 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/causeway/causeway/internal/serialport"
+	"github.com/causeway/causeway/internal/testpeer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -251,53 +251,6 @@ func okRTU(w io.Writer, _ int, frame []byte) { w.Write(rtuAnswer(frame)) }
 
 // ---- pty pair from socat ----
 
-// ptyPair is two linked pseudo terminals made by socat: what is written to
-// one end is read from the other.
-type ptyPair struct{ a, b string }
-
-// startPTYPair starts socat; it is killed when the test ends.
-func startPTYPair(t testing.TB) ptyPair {
-	t.Helper()
-	socat, err := exec.LookPath("socat")
-	if err != nil {
-		socat = "/usr/bin/socat"
-		if _, err := os.Stat(socat); err != nil {
-			t.Fatalf("socat is required for the RTU tests (apt-get install socat): %v", err)
-		}
-	}
-	dir := t.TempDir()
-	p := ptyPair{a: filepath.Join(dir, "a"), b: filepath.Join(dir, "b")}
-	logf, err := os.Create(filepath.Join(dir, "socat.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+p.a, "pty,raw,echo=0,link="+p.b)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start socat: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, ea := os.Stat(p.a)
-		_, eb := os.Stat(p.b)
-		if ea == nil && eb == nil {
-			return p
-		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(logf.Name())
-			t.Fatalf("socat did not create %s and %s in 5s: %s", p.a, p.b, out)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // rtuBench is an RTU transport on one end of a socat pty pair, and the fake
 // device (driven by h) on the other end.
 type rtuBench struct {
@@ -311,12 +264,12 @@ type rtuBench struct {
 // device running h on the other.
 func startRTU(t testing.TB, h rtuHandler) *rtuBench {
 	t.Helper()
-	pp := startPTYPair(t)
-	port, err := OpenSerial(pp.a, 115200, 8, 'N', 1)
+	pp := testpeer.StartPTYPair(t)
+	port, err := serialport.Open(pp.A, 115200, 8, 'N', 1)
 	if err != nil {
-		t.Fatalf("OpenSerial: %v", err)
+		t.Fatalf("serialport.Open: %v", err)
 	}
-	peer, err := os.OpenFile(pp.b, os.O_RDWR|syscall.O_NOCTTY, 0)
+	peer, err := os.OpenFile(pp.B, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		port.Close()
 		t.Fatalf("open peer end: %v", err)

@@ -1,13 +1,25 @@
-package wire
+package serialport
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.bug.st/serial"
 )
+
+// Port is an open serial port as go.bug.st/serial gives it. Read returns
+// (0, nil) when the read timeout (SetReadTimeout) expires: not an error, not
+// EOF. A pulled USB adapter makes Read fail with a PortClosed error (and
+// Write with EIO).
+type Port interface {
+	io.ReadWriteCloser
+	SetReadTimeout(t time.Duration) error
+	ResetInputBuffer() error
+}
 
 // maxSelectFD is the first file descriptor number go.bug.st/serial cannot
 // handle: its reads use select(2) with a fixed-size fd_set and panic for a
@@ -17,17 +29,17 @@ const maxSelectFD = 1024
 // procFDDir lists the process's open file descriptors (Linux).
 const procFDDir = "/proc/self/fd"
 
-// OpenSerial opens the serial port at path with go.bug.st/serial in raw
+// Open opens the serial port at path with go.bug.st/serial in raw
 // mode with the given settings: baud, dataBits (5..8), parity 'N', 'E' or
 // 'O' (also 'M' mark and 'S' space) and stopBits (1 or 2).
 //
 // go.bug.st/serial panics in Read when the port's file descriptor, or that
-// of the pipe it opens with it, is >= 1024. OpenSerial guards against it:
+// of the pipe it opens with it, is >= 1024. Open guards against it:
 // after opening it finds the new descriptors in /proc/self/fd and, when one
 // is >= 1024, closes the port and returns an error instead of a Port that
 // would panic later. Where /proc/self/fd cannot be read the guard is
 // skipped.
-func OpenSerial(path string, baud, dataBits int, parity byte, stopBits int) (Port, error) {
+func Open(path string, baud, dataBits int, parity byte, stopBits int) (Port, error) {
 	mode := &serial.Mode{BaudRate: baud, DataBits: dataBits}
 	switch parity {
 	case 'N', 'n', 0:

@@ -1,14 +1,16 @@
-package wire
+package serialport
 
 import (
 	"os"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/causeway/causeway/internal/testpeer"
 )
 
 func TestOpenSerialInvalidSettings(t *testing.T) {
-	pp := startPTYPair(t)
+	pp := testpeer.StartPTYPair(t)
 	for _, tc := range []struct {
 		baud, data int
 		parity     byte
@@ -20,7 +22,7 @@ func TestOpenSerialInvalidSettings(t *testing.T) {
 		{9600, 9, 'N', 1, "invalid data bits"},
 		{0, 8, 'N', 1, "invalid baud rate"},
 	} {
-		p, err := OpenSerial(pp.a, tc.baud, tc.data, tc.parity, tc.stop)
+		p, err := Open(pp.A, tc.baud, tc.data, tc.parity, tc.stop)
 		if err == nil {
 			p.Close()
 			t.Fatalf("%+v: no error", tc)
@@ -29,10 +31,10 @@ func TestOpenSerialInvalidSettings(t *testing.T) {
 			t.Errorf("err = %q, want %q", err, tc.msg)
 		}
 	}
-	if _, err := OpenSerial(pp.a+".missing", 9600, 8, 'N', 1); err == nil {
+	if _, err := Open(pp.A+".missing", 9600, 8, 'N', 1); err == nil {
 		t.Fatal("opening a missing port succeeded")
 	}
-	p, err := OpenSerial(pp.a, 19200, 8, 'E', 1)
+	p, err := Open(pp.A, 19200, 8, 'E', 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func TestOpenSerialInvalidSettings(t *testing.T) {
 // go.bug.st/serial panics in Read for a descriptor >= 1024 (issue #128):
 // OpenSerial must refuse such a port with an error instead.
 func TestOpenSerialFDGuard(t *testing.T) {
-	pp := startPTYPair(t)
+	pp := testpeer.StartPTYPair(t)
 
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -73,7 +75,7 @@ func TestOpenSerialFDGuard(t *testing.T) {
 		files = append(files, f)
 	}
 
-	p, err := OpenSerial(pp.a, 9600, 8, 'N', 1)
+	p, err := Open(pp.A, 9600, 8, 'N', 1)
 	if err == nil {
 		// Reading would panic inside go.bug.st/serial: fail without it.
 		p.Close()
@@ -88,7 +90,7 @@ func TestOpenSerialFDGuard(t *testing.T) {
 		f.Close()
 	}
 	files = nil
-	p, err = OpenSerial(pp.a, 9600, 8, 'N', 1)
+	p, err = Open(pp.A, 9600, 8, 'N', 1)
 	if err != nil {
 		t.Fatal(err)
 	}
