@@ -69,6 +69,7 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping/ ./adapters/coap/ ./mqttcore/ ./bridge/ | tee $(BIN)/bench-go.txt
 	PATH="$$PATH:/usr/sbin" bash bench/run.sh
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/queue.sh | tee $(BIN)/bench-queue.txt
+	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/modbus.sh | tee $(BIN)/bench-modbus.txt
 
 cross:
 	@mkdir -p $(BIN)

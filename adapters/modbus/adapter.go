@@ -274,13 +274,12 @@ func (a *Adapter) cycle(ctx context.Context, tr wire.Transport, serial bool, bus
 		if ctx.Err() != nil {
 			return nil
 		}
-		var exc *wire.ExceptionError
 		switch {
 		case err == nil:
 			answered = true
 			a.decode(d, r, resp)
 			kept = append(kept, r)
-		case errors.As(err, &exc):
+		case isException(err):
 			answered = true
 			if parts := Split(r, d.points); parts != nil {
 				a.logf(d, slog.LevelInfo, "read refused; splitting it to isolate the unreadable point", r, err)
@@ -380,6 +379,13 @@ func (a *Adapter) count(err error) {
 	default:
 		a.stats.connErrors.Add(1)
 	}
+}
+
+// isException reports a Modbus exception response. (A function, so that
+// the error path's errors.As target does not escape on every read.)
+func isException(err error) bool {
+	var exc *wire.ExceptionError
+	return errors.As(err, &exc)
 }
 
 func retryable(err error) bool {
