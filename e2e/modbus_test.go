@@ -596,3 +596,22 @@ func TestModbusReadCommand(t *testing.T) {
 		t.Fatalf("read past 65535: err %v\n%s", err, out)
 	}
 }
+
+// rtuovertcp:// speaks RTU frames over TCP, as a serial-to-Ethernet
+// converter does: socat bridges a TCP port to the real server's RTU line.
+func TestModbusRTUOverTCP(t *testing.T) {
+	srv := modbustest.Start(t, modbustest.Options{RTU: true, Init: "1 holding 0 4242\n"})
+	port := testpeer.FreeTCPPort(t)
+	conv := exec.Command(testpeer.Bin(t, "socat"), fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port), "FILE:"+srv.DevicePath()+",raw,echo=0")
+	if err := conv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conv.Process.Kill(); _ = conv.Wait() })
+	p := freePorts(t)
+	block := fmt.Sprintf("[[modbus]]\nurl = \"rtuovertcp://127.0.0.1:%d\"\n[[modbus.device]]\nname = \"conv\"\ninterval = \"300ms\"\n[[modbus.device.point]]\nname = \"v\"\naddress = 0\n", port)
+	startGateway(t, modbusConfig(p.broker, block))
+	sub := testpeer.Subscribe(t, p.broker, "gw-test/modbus/conv")
+	waitMsg(t, sub, "gw-test/modbus/conv", 10*time.Second, func(m testpeer.Message) bool {
+		return fmt.Sprint(decodeFrame(t, m.Payload)["v"]) == "4242"
+	})
+}
