@@ -19,6 +19,7 @@ import (
 
 	"github.com/causeway/causeway/adapters/coap"
 	"github.com/causeway/causeway/adapters/modbus"
+	"github.com/causeway/causeway/adapters/uart"
 	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/mapping"
@@ -94,6 +95,14 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		ad, err := modbus.New(c, modbus.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("modbus %q: %w", c.Name, err)
+		}
+		a.adapters = append(a.adapters, ad)
+		a.commanders[c.Name] = ad
+	}
+	for _, c := range cfg.UART {
+		ad, err := uart.New(c, uart.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("uart %q: %w", c.Name, err)
 		}
 		a.adapters = append(a.adapters, ad)
 		a.commanders[c.Name] = ad

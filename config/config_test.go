@@ -287,6 +287,8 @@ func TestErrors(t *testing.T) {
 		{"writable input", true, modbusWith("table = \"input\"\nwritable = true"), want{"modbus[0].device[0].point[0].writable", 9, "read-only"}},
 		{"modbus url scheme", true, "[[modbus]]\nurl = \"udp://h:502\"\n[[modbus.device]]\nname = \"d\"\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0].url", 2, "use tcp://, rtu:// or rtuovertcp://"}},
 		{"modbus rtu two slashes", true, "[[modbus]]\nurl = \"rtu://dev/ttyUSB0\"\n[[modbus.device]]\nname = \"d\"\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0].url", 2, "three slashes"}},
+		{"uart length field beyond max_frame", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nframing = \"length\"\nmax_frame = \"4B\"\nlength_offset = 3\nlength_size = 2\n", want{"uart[0].length_offset", 6, "does not fit in max_frame"}},
+		{"uart max_frame too large", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nmax_frame = \"2GiB\"\n", want{"uart[0].max_frame", 4, "more than 1GiB"}},
 		{"modbus no devices", true, "\n[[modbus]]\nurl = \"tcp://h:502\"\n", want{"modbus[0]", 2, "at least one [[modbus.device]]"}},
 		{"unit_id rtu", true, "[[modbus]]\nurl = \"rtu:///dev/ttyS0\"\n[[modbus.device]]\nname = \"d\"\nunit_id = 0\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0].device[0].unit_id", 5, "out of range 1..247"}},
 		{"framing", true, uartWith("framing = \"crlf\""), want{"uart[0].framing", 4, "invalid value"}},
@@ -353,7 +355,6 @@ func TestErrors(t *testing.T) {
 		{"inline array of tables", false, "coap = [\n  { name = \"a\" },\n  { name = \"b\", max_payload = \"1XB\", listen = \":1\" },\n]\n", want{"coap[1].max_payload", 3, "invalid size"}},
 		{"crlf and bom", false, "\xef\xbb\xbf[gateway]\r\n\r\nlog_level = \"x\"\r\n", want{"gateway.log_level", 3, "invalid value"}},
 		{"quoted key", false, "[gateway]\n\"log level\" = \"info\"\n", want{`gateway."log level"`, 2, "unknown key"}},
-		{"unsupported uart", false, "\n[[uart]]\nport = \"/dev/x\"\npattern = \"(?P<t>.)\"\n", want{"uart[0]", 2, "[[uart]] is not supported yet in this version"}},
 		{"unsupported coap device", false, "[[coap]]\n[[coap.device]]\ndevice = \"d\"\nurl = \"coap://h/x\"\n", want{"coap[0].device[0]", 2, "is not supported yet in this version"}},
 		{"unsupported coap psk", false, "[[coap]]\n[[coap.psk]]\nidentity = \"i\"\nkey = \"00\"\n", want{"coap[0].psk[0]", 2, "is not supported yet in this version"}},
 		{"unsupported dtls", false, "[[coap]]\ndtls_listen = \":5684\"\n[[coap.psk]]\nidentity = \"i\"\nkey = \"00\"\n", want{"coap[0].dtls_listen", 2, "is not supported yet in this version"}},
@@ -628,7 +629,7 @@ func TestReferenceFile(t *testing.T) {
 	}
 	// Without AllowUnsupported every feature not built yet is named.
 	errs = parseErrs(t, src, false)
-	for _, p := range []string{"http", "broker.user[0]", "coap[0].psk[0]", "coap[0].device[0]", "uart[0]"} {
+	for _, p := range []string{"http", "broker.user[0]", "coap[0].psk[0]", "coap[0].device[0]"} {
 		found := false
 		for _, e := range errs {
 			found = found || e.Path == p && strings.Contains(e.Msg, "not supported yet")

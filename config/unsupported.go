@@ -37,9 +37,6 @@ func unsupported(c *Config, d *decoder) {
 			d.errorf(indexPath(p+".device", j), "[[coap.device]] (the gateway as a CoAP client) %s", notYet)
 		}
 	}
-	for i := range c.UART {
-		d.errorf(indexPath("uart", i), "[[uart]] %s", notYet)
-	}
 	for i, r := range c.Routes {
 		p := indexPath("route", i)
 		if r.Deadband != 0 {

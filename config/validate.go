@@ -587,6 +587,12 @@ func (d *decoder) validateUART(p string, u *UART) {
 		d.errorf(p+".length_offset", "%d is beyond max_frame (%s)", u.LengthOffset, u.MaxFrame)
 	}
 	d.intRange(p+".length_size", u.LengthSize, 1, 2)
+	if u.Framing == "length" && u.LengthOffset >= 0 && int64(u.LengthOffset+u.LengthSize) > int64(u.MaxFrame) && u.MaxFrame > 0 {
+		d.errorf(p+".length_offset", "the length field (offset %d, %d bytes) does not fit in max_frame (%s)", u.LengthOffset, u.LengthSize, u.MaxFrame)
+	}
+	if u.MaxFrame > 1<<30 {
+		d.errorf(p+".max_frame", "%s is more than 1GiB", u.MaxFrame)
+	}
 	d.enum(p+".length_order", u.LengthOrder, "big", "little")
 	if u.MaxFrame <= 0 {
 		d.errorf(p+".max_frame", "must be greater than 0")

@@ -3,8 +3,6 @@ package modbus
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +13,7 @@ import (
 	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/config"
 	"github.com/causeway/causeway/internal/modbustest"
-	"github.com/causeway/causeway/internal/serialport"
+	"github.com/causeway/causeway/internal/testpeer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -232,37 +230,6 @@ func TestCommandWritesAndReadsBack(t *testing.T) {
 	}
 }
 
-// usbTree builds a minimal sysfs and /dev with one FTDI adapter (0403:6001,
-// serial A9XYZ) whose tty is name, its /dev entry a link to target.
-func usbTree(t *testing.T, name, target string) serialport.FS {
-	t.Helper()
-	root := t.TempDir()
-	sys, dev := filepath.Join(root, "sys"), filepath.Join(root, "dev")
-	usbDev := filepath.Join(sys, "devices", "pci0000:00", "usb1", "1-1")
-	port := filepath.Join(usbDev, "1-1:1.0", name)
-	for _, d := range []string{filepath.Join(port, "tty", name), filepath.Join(sys, "class", "tty"), dev} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for f, v := range map[string]string{"idVendor": "0403", "idProduct": "6001", "serial": "A9XYZ"} {
-		if err := os.WriteFile(filepath.Join(usbDev, f), []byte(v+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	links := map[string]string{
-		filepath.Join(port, "tty", name, "device"): port,
-		filepath.Join(sys, "class", "tty", name):   filepath.Join(port, "tty", name),
-		filepath.Join(dev, name):                   target,
-	}
-	for l, to := range links {
-		if err := os.Symlink(to, l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return serialport.FS{SysRoot: sys, DevRoot: dev}
-}
-
 // A serial port chosen by USB identity (usb = "vid:pid", usb_serial) is
 // found through sysfs, also after it re-enumerated under another name.
 func TestRTUPortSelectedByUSBIdentity(t *testing.T) {
@@ -270,7 +237,7 @@ func TestRTUPortSelectedByUSBIdentity(t *testing.T) {
 	for _, name := range []string{"ttyUSB0", "ttyUSB3"} { // before and after a re-enumeration
 		c := testBlock("rtu://")
 		c.USB, c.USBSerial = "0403:6001", "A9XYZ"
-		a, err := New(c, Deps{Ports: usbTree(t, name, srv.DevicePath())})
+		a, err := New(c, Deps{Ports: testpeer.FakeUSBSerial(t, name, srv.DevicePath())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +249,7 @@ func TestRTUPortSelectedByUSBIdentity(t *testing.T) {
 	}
 	c := testBlock("rtu://")
 	c.USB, c.USBSerial = "0403:6001", "OTHER"
-	a, err := New(c, Deps{Ports: usbTree(t, "ttyUSB0", srv.DevicePath())})
+	a, err := New(c, Deps{Ports: testpeer.FakeUSBSerial(t, "ttyUSB0", srv.DevicePath())})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package serialport
+package serialport_test
 
 import (
 	"os"
@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/causeway/causeway/internal/serialport"
 	"github.com/causeway/causeway/internal/testpeer"
 )
 
@@ -22,7 +23,7 @@ func TestOpenSerialInvalidSettings(t *testing.T) {
 		{9600, 9, 'N', 1, "invalid data bits"},
 		{0, 8, 'N', 1, "invalid baud rate"},
 	} {
-		p, err := Open(pp.A, tc.baud, tc.data, tc.parity, tc.stop)
+		p, err := serialport.Open(pp.A, tc.baud, tc.data, tc.parity, tc.stop)
 		if err == nil {
 			p.Close()
 			t.Fatalf("%+v: no error", tc)
@@ -31,10 +32,10 @@ func TestOpenSerialInvalidSettings(t *testing.T) {
 			t.Errorf("err = %q, want %q", err, tc.msg)
 		}
 	}
-	if _, err := Open(pp.A+".missing", 9600, 8, 'N', 1); err == nil {
+	if _, err := serialport.Open(pp.A+".missing", 9600, 8, 'N', 1); err == nil {
 		t.Fatal("opening a missing port succeeded")
 	}
-	p, err := Open(pp.A, 19200, 8, 'E', 1)
+	p, err := serialport.Open(pp.A, 19200, 8, 'E', 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestOpenSerialFDGuard(t *testing.T) {
 		files = append(files, f)
 	}
 
-	p, err := Open(pp.A, 9600, 8, 'N', 1)
+	p, err := serialport.Open(pp.A, 9600, 8, 'N', 1)
 	if err == nil {
 		// Reading would panic inside go.bug.st/serial: fail without it.
 		p.Close()
@@ -90,7 +91,7 @@ func TestOpenSerialFDGuard(t *testing.T) {
 		f.Close()
 	}
 	files = nil
-	p, err = Open(pp.A, 9600, 8, 'N', 1)
+	p, err = serialport.Open(pp.A, 9600, 8, 'N', 1)
 	if err != nil {
 		t.Fatal(err)
 	}
