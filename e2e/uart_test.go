@@ -272,7 +272,7 @@ func pointsKV(t *testing.T, payload string) string {
 func TestUARTUnplugReplugAndCommands(t *testing.T) {
 	pty := testpeer.StartPTYPair(t)
 	p := freePorts(t)
-	block := fmt.Sprintf("[[uart]]\nport = %q\ndevice = \"sensor\"\nparser = \"kv\"\nwrite = \"SET {point}={value}\\r\\n\"\n", pty.A)
+	block := fmt.Sprintf("[[uart]]\nport = %q\ndevice = \"sensor\"\npattern = '^t=(?P<t>\\d+)$'\nwrite = \"SET {point}={value}\\r\\n\"\n", pty.A)
 	startGateway(t, uartConfig(p.broker, block))
 	sub := testpeer.Subscribe(t, p.broker, "gw-test/uart/#")
 	waitMsg(t, sub, "gw-test/uart/sensor/availability", 10*time.Second, func(m testpeer.Message) bool { return m.Payload == "online" })

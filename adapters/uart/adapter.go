@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,7 +138,9 @@ func (a *Adapter) Run(ctx context.Context, bus *bridge.Bus, ready func()) error 
 	defer a.portIsOpen.Store(false)
 	defer a.setAllOffline()
 	a.log.Info("serial port open", "port", path, "baud", a.cfg.Baud, "framing", a.cfg.Framing, "parser", a.cfg.Parser)
-	a.setOnline(a.cfg.Device)
+	if !namesDevices(a.cfg) {
+		a.setOnline(a.cfg.Device) // the port is the device
+	}
 	ready()
 
 	emit := func(frame []byte) { a.onFrame(ctx, bus, frame) }
@@ -171,6 +175,22 @@ func (a *Adapter) Run(ctx context.Context, bus *bridge.Bus, ready func()) error 
 		// n == 0 and no error: the read timeout expired (go.bug.st/serial
 		// reports it so, not as an error); loop to look at ctx and commands.
 	}
+}
+
+// namesDevices reports whether the parser may take device names from the
+// data (then a device is online once it sent a frame); otherwise every
+// frame is the block's device, online as soon as the port is open.
+func namesDevices(c config.UART) bool {
+	switch c.Parser {
+	case "json", "kv":
+		return true
+	case "csv":
+		return slices.Contains(c.Columns, "device")
+	case "regex", "":
+		re, err := regexp.Compile(c.Pattern)
+		return err == nil && slices.Contains(re.SubexpNames(), "device")
+	}
+	return false
 }
 
 // onFrame verifies, parses and publishes one frame.
