@@ -251,6 +251,9 @@ func TestModbusPlannerRequestsCountedOnServer(t *testing.T) {
 	if len(errorsOf(m)) > 0 || len(m) != 41 {
 		t.Fatalf("frame %v: want 40 good points", m)
 	}
+	// The server's REQ lines reach the test after the frame may have: wait
+	// for them, and make sure no more come for this cycle.
+	srv.WaitRequests(want+1, 300*time.Millisecond)
 	got := len(srv.Requests())
 	t.Logf("requests per cycle: %d, optimum %d (naive: 40)", got, want)
 	if got != want {
