@@ -70,6 +70,7 @@ bench: test-deps
 	PATH="$$PATH:/usr/sbin" bash bench/run.sh
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/queue.sh | tee $(BIN)/bench-queue.txt
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/modbus.sh | tee $(BIN)/bench-modbus.txt
+	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/uart.sh | tee $(BIN)/bench-uart.txt
 
 cross:
 	@mkdir -p $(BIN)
