@@ -84,12 +84,19 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		commanders: map[string]bridge.Commander{},
 	}
 	for _, c := range cfg.CoAP {
-		ad, err := coap.New(c, coap.Deps{Log: log.With("adapter", c.Name)})
+		rl := coap.RateLimit{PerSecond: c.RateLimit, Burst: c.RateBurst}
+		if c.RateLimit == 0 {
+			rl.PerSecond = -1 // rate_limit = 0: no limit
+		}
+		ad, err := coap.New(c, coap.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name), RateLimit: rl})
 		if err != nil {
 			return nil, fmt.Errorf("coap %q: %w", c.Name, err)
 		}
 		a.adapters = append(a.adapters, ad)
 		a.coaps = append(a.coaps, ad)
+		if ad.HasCommandDevices() { // [[coap.device]] with a command_path
+			a.commanders[c.Name] = ad
+		}
 	}
 	for _, c := range cfg.Modbus {
 		ad, err := modbus.New(c, modbus.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name)})

@@ -287,6 +287,8 @@ func TestErrors(t *testing.T) {
 		{"writable input", true, modbusWith("table = \"input\"\nwritable = true"), want{"modbus[0].device[0].point[0].writable", 9, "read-only"}},
 		{"modbus url scheme", true, "[[modbus]]\nurl = \"udp://h:502\"\n[[modbus.device]]\nname = \"d\"\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0].url", 2, "use tcp://, rtu:// or rtuovertcp://"}},
 		{"modbus rtu two slashes", true, "[[modbus]]\nurl = \"rtu://dev/ttyUSB0\"\n[[modbus.device]]\nname = \"d\"\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0].url", 2, "three slashes"}},
+		{"coap rate_limit negative", true, "[[coap]]\nrate_limit = -1.0\n", want{"coap[0].rate_limit", 2, "out of range"}},
+		{"coap rate_burst zero", true, "[[coap]]\nrate_burst = 0\n", want{"coap[0].rate_burst", 2, "out of range 1..1000000"}},
 		{"uart length field beyond max_frame", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nframing = \"length\"\nmax_frame = \"4B\"\nlength_offset = 3\nlength_size = 2\n", want{"uart[0].length_offset", 6, "does not fit in max_frame"}},
 		{"uart max_frame too large", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nmax_frame = \"2GiB\"\n", want{"uart[0].max_frame", 4, "more than 1GiB"}},
 		{"modbus no devices", true, "\n[[modbus]]\nurl = \"tcp://h:502\"\n", want{"modbus[0]", 2, "at least one [[modbus.device]]"}},
@@ -355,9 +357,6 @@ func TestErrors(t *testing.T) {
 		{"inline array of tables", false, "coap = [\n  { name = \"a\" },\n  { name = \"b\", max_payload = \"1XB\", listen = \":1\" },\n]\n", want{"coap[1].max_payload", 3, "invalid size"}},
 		{"crlf and bom", false, "\xef\xbb\xbf[gateway]\r\n\r\nlog_level = \"x\"\r\n", want{"gateway.log_level", 3, "invalid value"}},
 		{"quoted key", false, "[gateway]\n\"log level\" = \"info\"\n", want{`gateway."log level"`, 2, "unknown key"}},
-		{"unsupported coap device", false, "[[coap]]\n[[coap.device]]\ndevice = \"d\"\nurl = \"coap://h/x\"\n", want{"coap[0].device[0]", 2, "is not supported yet in this version"}},
-		{"unsupported coap psk", false, "[[coap]]\n[[coap.psk]]\nidentity = \"i\"\nkey = \"00\"\n", want{"coap[0].psk[0]", 2, "is not supported yet in this version"}},
-		{"unsupported dtls", false, "[[coap]]\ndtls_listen = \":5684\"\n[[coap.psk]]\nidentity = \"i\"\nkey = \"00\"\n", want{"coap[0].dtls_listen", 2, "is not supported yet in this version"}},
 		{"unsupported http", false, "[http]\n", want{"http", 1, "is not supported yet in this version"}},
 		{"unsupported homeassistant", false, "[homeassistant]\nenabled = true\n", want{"homeassistant.enabled", 2, "is not supported yet in this version"}},
 		{"unsupported broker user", false, "[[broker.user]]\nname = \"a\"\npassword = \"p\"\n", want{"broker.user[0]", 1, "is not supported yet in this version"}},
@@ -629,7 +628,7 @@ func TestReferenceFile(t *testing.T) {
 	}
 	// Without AllowUnsupported every feature not built yet is named.
 	errs = parseErrs(t, src, false)
-	for _, p := range []string{"http", "broker.user[0]", "coap[0].psk[0]", "coap[0].device[0]"} {
+	for _, p := range []string{"http", "broker.user[0]"} {
 		found := false
 		for _, e := range errs {
 			found = found || e.Path == p && strings.Contains(e.Msg, "not supported yet")
@@ -865,5 +864,15 @@ func TestReservedNamesByKind(t *testing.T) {
 		if !hasError(errs, want{"coap[0].name", 2, "reserved name"}) {
 			t.Errorf("%s:%s", n, dump(errs))
 		}
+	}
+}
+
+// CoAP over DTLS (dtls_listen, [[coap.psk]]) runs: no AllowUnsupported
+// needed, and listen = "" (DTLS only) stays empty.
+func TestDTLSSupported(t *testing.T) {
+	c := parseOK(t, "[[coap]]\nlisten = \"\"\ndtls_listen = \"127.0.0.1:5684\"\n[[coap.psk]]\nidentity = \"sensor-17\"\nkey = \"00ff\"\n", false)
+	x := c.CoAP[0]
+	if x.Listen != "" || x.DTLSListen != "127.0.0.1:5684" || len(x.PSK) != 1 || x.PSK[0].Identity != "sensor-17" || string(x.PSK[0].Key) != "00ff" {
+		t.Errorf("parsed %+v", x)
 	}
 }

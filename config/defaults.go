@@ -81,6 +81,8 @@ func (c *CoAP) setDefaults() {
 	c.Name = "coap"
 	c.Listen = DefaultCoAPListen
 	c.MaxPayload = 16 << 10
+	c.RateLimit = 100
+	c.RateBurst = 2000
 }
 
 func (d *CoAPDevice) setDefaults() {

@@ -157,6 +157,8 @@ type CoAP struct {
 	Listen     string       `toml:"listen"`
 	DTLSListen string       `toml:"dtls_listen"`
 	MaxPayload Size         `toml:"max_payload"`
+	RateLimit  float64      `toml:"rate_limit"` // requests/s per source address and port; 0 = no limit
+	RateBurst  int          `toml:"rate_burst"` // requests a source may send back to back
 	PSK        []CoAPPSK    `toml:"psk"`
 	Devices    []CoAPDevice `toml:"device"`
 }

@@ -25,18 +25,6 @@ func unsupported(c *Config, d *decoder) {
 	if c.Uplink != nil && c.Uplink.Protocol == 4 {
 		d.errorf("uplink.protocol", "MQTT 3.1.1 (protocol = 4) %s; use protocol = 5", notYet)
 	}
-	for i, x := range c.CoAP {
-		p := indexPath("coap", i)
-		if x.DTLSListen != "" {
-			d.errorf(p+".dtls_listen", "CoAP over DTLS %s", notYet)
-		}
-		for j := range x.PSK {
-			d.errorf(indexPath(p+".psk", j), "[[coap.psk]] (DTLS pre-shared keys) %s", notYet)
-		}
-		for j := range x.Devices {
-			d.errorf(indexPath(p+".device", j), "[[coap.device]] (the gateway as a CoAP client) %s", notYet)
-		}
-	}
 	for i, r := range c.Routes {
 		p := indexPath("route", i)
 		if r.Deadband != 0 {

@@ -325,6 +325,12 @@ func (d *decoder) validateCoAP(p string, c *CoAP) {
 	if c.MaxPayload <= 0 {
 		d.errorf(p+".max_payload", "must be greater than 0")
 	}
+	if c.RateLimit < 0 || c.RateLimit > 1e6 || (c.RateLimit > 0 && c.RateLimit < 1e-3) {
+		d.errorf(p+".rate_limit", "%v is out of range: 0 (no limit) or 0.001 to 1000000 requests per second", c.RateLimit)
+	}
+	if c.RateBurst < 1 || c.RateBurst > 1000000 {
+		d.errorf(p+".rate_burst", "%d is out of range 1..1000000", c.RateBurst)
+	}
 	if c.DTLSListen != "" && len(c.PSK) == 0 {
 		d.errorf(p+".dtls_listen", "needs at least one [[coap.psk]]")
 	}

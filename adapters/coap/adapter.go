@@ -1,6 +1,7 @@
 package coap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
-	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 
@@ -31,6 +29,14 @@ type Deps struct {
 	// MaxInFlight bounds the requests handled at once; beyond it requests
 	// are answered 5.03 at once. Default 1024.
 	MaxInFlight int
+	// Availability receives the online/offline transitions of the
+	// [[coap.device]] clients. Nil: none.
+	Availability bridge.AvailabilityFunc
+	// RateLimit is the per-source rate limit of requests, UDP and DTLS
+	// (ratelimit.go). Zero value: 100 requests/s, burst 2000.
+	RateLimit RateLimit
+	// HandshakeTimeout bounds a DTLS handshake. Default 10s.
+	HandshakeTimeout time.Duration
 }
 
 // Defaults and bounds.
@@ -71,20 +77,26 @@ type Adapter struct {
 
 	addr    atomic.Pointer[net.UDPAddr]
 	running atomic.Bool
+
+	devs *devices // [[coap.device]] clients: client.go
+
+	dtls     dtlsState      // dtls_listen, [[coap.psk]]: dtls.go
+	limit    *rateLimiter   // per-source rate limit, nil: none: ratelimit.go
+	rateLogs bridge.Limiter // rate-limits warnings about 4.29s
 }
 
 var _ bridge.Adapter = (*Adapter)(nil)
 
 // New validates cfg and returns an adapter. It does no I/O. Zero values
 // take CONFIG.md's defaults (name "coap", listen "0.0.0.0:5683", max_payload
-// 16KiB). DTLS, pre-shared keys and client devices are not implemented yet
-// and are refused rather than silently ignored.
+// 16KiB; with [[coap.device]] blocks, an empty listen means no server;
+// with dtls_listen, no UDP server).
 func New(cfg config.CoAP, deps Deps) (*Adapter, error) {
 	if cfg.Name == "" {
 		cfg.Name = "coap"
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = DefaultListen
+	if cfg.Listen == "" && len(cfg.Devices) == 0 && cfg.DTLSListen == "" {
+		cfg.Listen = DefaultListen // with devices or DTLS, "" is no UDP server
 	}
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = DefaultMaxPayload
@@ -93,7 +105,9 @@ func New(cfg config.CoAP, deps Deps) (*Adapter, error) {
 	if err := bridge.CheckAdapterName(cfg.Name); err != nil {
 		errs = append(errs, err)
 	}
-	if host, port, err := net.SplitHostPort(cfg.Listen); err != nil {
+	if cfg.Listen == "" {
+		// no UDP server: devices or DTLS only
+	} else if host, port, err := net.SplitHostPort(cfg.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", cfg.Listen, err))
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: port %q is not a number from 0 to 65535", cfg.Listen, port))
@@ -103,14 +117,19 @@ func New(cfg config.CoAP, deps Deps) (*Adapter, error) {
 	if cfg.MaxPayload < 0 || cfg.MaxPayload > MaxMaxPayload {
 		errs = append(errs, fmt.Errorf("max_payload %d is out of range (1 B to %d MiB)", cfg.MaxPayload, MaxMaxPayload>>20))
 	}
-	if cfg.DTLSListen != "" {
-		errs = append(errs, errors.New("dtls_listen: DTLS is not implemented yet"))
+	psk, err := parsePSK(cfg) // dtls.go
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if len(cfg.PSK) > 0 {
-		errs = append(errs, errors.New("psk: DTLS is not implemented yet"))
+	if err := deps.RateLimit.check(); err != nil {
+		errs = append(errs, err)
 	}
-	if len(cfg.Devices) > 0 {
-		errs = append(errs, errors.New("device: the CoAP client (observe/poll) is not implemented yet"))
+	if deps.HandshakeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("handshake timeout %v is negative", deps.HandshakeTimeout))
+	}
+	devs, err := newDevices(cfg.Devices, deps.Availability)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if deps.AckTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ack timeout %v is negative", deps.AckTimeout))
@@ -129,7 +148,11 @@ func New(cfg config.CoAP, deps Deps) (*Adapter, error) {
 		maxPayload:  int64(cfg.MaxPayload),
 		libErrors:   bridge.Limiter{Every: 10 * time.Second},
 		rejects:     bridge.Limiter{Every: 5 * time.Second},
+		devs:        devs,
+		limit:       newRateLimiter(deps.RateLimit, time.Now()),
+		rateLogs:    bridge.Limiter{Every: 10 * time.Second},
 	}
+	a.dtls.psk, a.dtls.handshakeTimeout = psk, cmp.Or(deps.HandshakeTimeout, DefaultHandshakeTimeout)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -170,7 +193,7 @@ func (a *Adapter) Addr() net.Addr {
 	return nil
 }
 
-// Run binds cfg.Listen, calls ready once listening, and serves until ctx
+// Run binds cfg.Listen (and dtls_listen), calls ready once listening, and serves until ctx
 // ends. Then it stops taking requests (5.03), lets the requests in flight
 // finish (each is bounded by AckTimeout), stops the server and returns nil
 // once every goroutine it started has exited. It returns an error if it
@@ -184,39 +207,59 @@ func (a *Adapter) Run(ctx context.Context, bus *bridge.Bus, ready func()) error 
 	}
 	defer a.running.Store(false)
 
-	l, err := coapNet.NewListenUDP("udp", a.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("coap: listen on udp %s: %w", a.cfg.Listen, err)
+	// [[coap.device]] clients (client.go): stopped when Run returns.
+	stopDevices := a.startDevices(ctx, bus)
+	defer stopDevices()
+	if a.cfg.Listen == "" && a.cfg.DTLSListen == "" { // devices only: no server
+		if ready != nil {
+			ready()
+		}
+		<-ctx.Done()
+		return nil
 	}
-	laddr, _ := l.LocalAddr().(*net.UDPAddr)
+
+	var l *coapNet.UDPConn // nil: DTLS only
+	var laddr *net.UDPAddr
+	if a.cfg.Listen != "" {
+		var err error
+		if l, err = coapNet.NewListenUDP("udp", a.cfg.Listen); err != nil {
+			return fmt.Errorf("coap: listen on udp %s: %w", a.cfg.Listen, err)
+		}
+		laddr, _ = l.LocalAddr().(*net.UDPAddr)
+	}
+	dtlsEnd, err := a.listenDTLS() // dtls.go; nil without dtls_listen
+	if err != nil {
+		if l != nil {
+			_ = l.Close()
+		}
+		return err
+	}
 
 	// The server outlives ctx by the drain: responses to requests in
 	// flight are still written after ctx ends.
 	srvCtx, srvCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer srvCancel()
 	rs := newRunState(a, srvCtx, bus)
-	srv := udp.NewServer(
-		options.WithContext(srvCtx),
-		options.WithHandlerFunc(rs.serve),
-		options.WithProcessReceivedMessageFunc(rs.dispatch),
-		options.WithErrors(a.libError),
-		options.WithPeriodicRunner(rs.periodic),
-		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
-		options.WithBlockwiseReceivingMessagesCacheMaxEntries(blockwiseTransfersPerPeer),
-		options.WithOnNewConn(func(cc *udpClient.Conn) { a.log.Debug("coap peer", "peer", cc.RemoteAddr().String()) }),
-		// A peer idle this long is forgotten (caches, block-wise state);
-		// never while one of its requests may still wait for its frames.
-		options.WithInactivityMonitor(max(peerIdle, 2*a.ackTimeout), func(cc *udpClient.Conn) { _ = cc.Close() }),
-	)
+	// The same handlers, limits and housekeeping for UDP and DTLS
+	// (server.go serverOptions).
+	srv := udp.NewServer(udpOptions(rs.serverOptions(peerIdle))...)
 	serveErr := make(chan error, 1)
-	if !rs.start(func() { serveErr <- srv.Serve(l) }) {
+	udpErr := serveErr // nil: no UDP server
+	if l == nil {
+		udpErr = nil
+		serveErr <- nil // for the wait below
+	} else if !rs.start(func() { serveErr <- srv.Serve(l) }) {
 		_ = l.Close()
+		dtlsEnd.stop()
 		return errors.New("coap: cannot start server")
 	}
+	dtlsEnd.serve(rs)
 
 	a.addr.Store(laddr)
 	defer a.addr.Store(nil)
-	a.log.Info("coap server listening", "listen", laddr.String(), "max_payload", a.maxPayload)
+	if l != nil {
+		a.log.Info("coap server listening", "listen", laddr.String(), "max_payload", a.maxPayload)
+	}
 	if ready != nil {
 		ready()
 	}
@@ -224,17 +267,22 @@ func (a *Adapter) Run(ctx context.Context, bus *bridge.Bus, ready func()) error 
 	var failed error
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
+	case err := <-udpErr:
 		if err == nil {
 			err = errors.New("stopped unexpectedly")
 		}
 		failed = fmt.Errorf("coap: server on %s: %w", laddr, err)
 		serveErr <- nil // for the wait below
+	case err := <-dtlsEnd.errs():
+		failed = fmt.Errorf("coap: dtls server on %s: %w", a.cfg.DTLSListen, err)
 	}
 	rs.drain(a.ackTimeout + time.Second)
 	srvCancel()
 	srv.Stop()
-	_ = l.Close() // Stop closes the listener only if Serve had set it up
+	dtlsEnd.stop()
+	if l != nil {
+		_ = l.Close() // Stop closes the listener only if Serve had set it up
+	}
 	if err := <-serveErr; err != nil && failed == nil {
 		a.log.Warn("coap server stopped with error", "err", err)
 	}

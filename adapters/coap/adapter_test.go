@@ -198,8 +198,8 @@ func TestCoAPClientBadInput(t *testing.T) {
 		{"plus in name", []string{"-m", "post", "-t", "50", "-e", `{"a+b":1}`, h.url + "/bad1"}, "4.00", `'+' is not allowed`},
 		{"hash in device", []string{"-m", "post", "-t", "0", "-e", "1", h.url + "/a%23b"}, "4.00", `'#' is not allowed`},
 		{"senml reserved", []string{"-m", "post", "-t", "110", "-e", `[{"bn":"bad1/","n":"stats","v":1}]`, h.url + "/bad1"}, "4.00", `point name "stats" is reserved`},
-		{"cbor", []string{"-m", "post", "-t", "60", "-e", "x", h.url + "/bad1"}, "4.15", "Content-Format 60"},
-		{"senml cbor", []string{"-m", "post", "-t", "112", "-e", "x", h.url + "/bad1"}, "4.15", "Content-Format 112"},
+		{"truncated cbor", []string{"-m", "post", "-t", "60", "-e", "x", h.url + "/bad1"}, "4.00", "invalid CBOR"},
+		{"truncated senml cbor", []string{"-m", "post", "-t", "112", "-e", "x", h.url + "/bad1"}, "4.00", "invalid CBOR"},
 		{"xml", []string{"-m", "post", "-t", "41", "-e", "x", h.url + "/bad1"}, "4.15", "unsupported Content-Format 41"},
 		{"oversized block-wise", []string{"-m", "post", "-t", "0", "-b", "1024", "-f", big, h.url + "/bad1"}, "4.13", "larger than max_payload (16384 bytes)"},
 		{"three segments", []string{"-m", "post", "-e", "1", h.url + "/a/b/c"}, "4.04", "3 segments"},
@@ -222,7 +222,7 @@ func TestCoAPClientBadInput(t *testing.T) {
 	if n := h.countOf("bad1"); n != 0 {
 		t.Errorf("%d frames from bad requests", n)
 	}
-	if st := h.a.Stats(); st.BadPayloads != 10 || st.Responses["4.00"] != 10 || st.Responses["4.15"] != 3 || st.Responses["4.13"] != 1 {
+	if st := h.a.Stats(); st.BadPayloads != 12 || st.Responses["4.00"] != 12 || st.Responses["4.15"] != 1 || st.Responses["4.13"] != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -310,7 +310,7 @@ func TestGoCoapClient(t *testing.T) {
 		t.Fatalf("response %v %q", resp.Code(), body(t, resp))
 	}
 
-	resp = post(t, cc, "/gc1", message.AppCBOR, "\xa1\x61a\x01")
+	resp = post(t, cc, "/gc1", message.AppOctets, "\xa1\x61a\x01")
 	if resp.Code() != codes.UnsupportedMediaType {
 		t.Fatalf("response %v %q", resp.Code(), body(t, resp))
 	}
@@ -587,9 +587,8 @@ func TestNew(t *testing.T) {
 		{config.CoAP{Listen: "bad host!:5683"}, Deps{}, "not an IP address"},
 		{config.CoAP{MaxPayload: -1}, Deps{}, "max_payload"},
 		{config.CoAP{MaxPayload: 1 << 30}, Deps{}, "max_payload"},
-		{config.CoAP{DTLSListen: "0.0.0.0:5684"}, Deps{}, "DTLS"},
-		{config.CoAP{PSK: []config.CoAPPSK{{Identity: "x"}}}, Deps{}, "DTLS"},
-		{config.CoAP{Devices: []config.CoAPDevice{{Device: "x"}}}, Deps{}, "client"},
+		{config.CoAP{DTLSListen: "0.0.0.0:5684"}, Deps{}, "needs at least one [[coap.psk]]"},
+		{config.CoAP{PSK: []config.CoAPPSK{{Identity: "x"}}}, Deps{}, "not hex"},
 		{config.CoAP{Name: "a/b"}, Deps{}, `"/" is not allowed`},
 		{config.CoAP{}, Deps{AckTimeout: -1}, "ack timeout"},
 		{config.CoAP{}, Deps{MaxInFlight: -1}, "in-flight"},

@@ -16,9 +16,9 @@ const (
 	FormatNone      = -1  // no Content-Format option
 	FormatText      = 0   // text/plain;charset=utf-8
 	FormatJSON      = 50  // application/json
-	FormatCBOR      = 60  // application/cbor (not supported yet)
+	FormatCBOR      = 60  // application/cbor
 	FormatSenMLJSON = 110 // application/senml+json
-	FormatSenMLCBOR = 112 // application/senml+cbor (not supported yet)
+	FormatSenMLCBOR = 112 // application/senml+cbor
 )
 
 // DefaultPoint names a bare value posted to /{device} when the caller does
@@ -64,8 +64,8 @@ type Reading struct {
 }
 
 // format is how one Content-Format is decoded. Exactly one of values and
-// senml is set. Adding a format (CBOR 60, SenML CBOR 112) is one function
-// producing points or SenML records, and one case in lookupFormat.
+// senml is set. Adding a format is one function producing points or SenML
+// records, and one case in lookupFormat.
 type format struct {
 	name string
 	// values decodes a payload into points (names not yet checked);
@@ -87,14 +87,15 @@ func lookupFormat(cf int, payload []byte) (format, error) {
 		return format{name: "text/plain", values: decodeText}, nil
 	case FormatJSON:
 		return format{name: "application/json", values: decodeJSONValues}, nil
+	case FormatCBOR:
+		return format{name: "application/cbor", values: decodeCBORValues}, nil
 	case FormatSenMLJSON:
 		return format{name: "application/senml+json", senml: decodeSenMLJSON}, nil
-	case FormatCBOR, FormatSenMLCBOR:
-		return format{}, &DecodeError{Kind: ErrUnsupportedFormat, Msg: fmt.Sprintf(
-			"Content-Format %d is not supported yet; use 0 (text/plain), 50 (application/json) or 110 (application/senml+json)", cf)}
+	case FormatSenMLCBOR:
+		return format{name: "application/senml+cbor", senml: decodeSenMLCBOR}, nil
 	}
 	return format{}, &DecodeError{Kind: ErrUnsupportedFormat, Msg: fmt.Sprintf(
-		"unsupported Content-Format %d; use 0 (text/plain), 50 (application/json) or 110 (application/senml+json)", cf)}
+		"unsupported Content-Format %d; use 0 (text/plain), 50 (application/json), 60 (application/cbor), 110 (application/senml+json) or 112 (application/senml+cbor)", cf)}
 }
 
 // Decode decodes one request: the device and point named by path

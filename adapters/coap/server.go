@@ -6,17 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	dtlsServer "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/options/config"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+	udpServer "github.com/plgd-dev/go-coap/v3/udp/server"
 
 	"github.com/causeway/causeway/bridge"
 )
@@ -175,6 +180,41 @@ func (rs *runState) periodic(f func(now time.Time) bool) {
 	})
 }
 
+// serverOption is an option of both go-coap servers, UDP and DTLS.
+type serverOption interface {
+	udpServer.Option
+	dtlsServer.Option
+}
+
+// serverOptions are the options of the UDP and the DTLS server: the same
+// handlers, limits and housekeeping. A peer (or DTLS session) idle for
+// idle is forgotten (caches, block-wise state; the session is closed).
+func (rs *runState) serverOptions(idle time.Duration) []serverOption {
+	a := rs.a
+	return []serverOption{
+		options.WithContext(rs.ctx),
+		options.WithHandlerFunc(rs.serve),
+		options.WithProcessReceivedMessageFunc(rs.dispatch),
+		options.WithErrors(a.libError),
+		options.WithPeriodicRunner(rs.periodic),
+		options.WithBlockwise(true, blockwise.SZX1024, blockwiseTimeout),
+		options.WithBlockwiseReceivingMessagesCacheMaxEntries(blockwiseTransfersPerPeer),
+		options.WithOnNewConn(func(cc *udpClient.Conn) { a.log.Debug("coap peer", "peer", cc.RemoteAddr().String()) }),
+		// Never while one of its requests may still wait for its frames:
+		// idle is at least twice AckTimeout.
+		options.WithInactivityMonitor(max(idle, 2*a.ackTimeout), func(cc *udpClient.Conn) { _ = cc.Close() }),
+	}
+}
+
+// udpOptions converts serverOptions for udp.NewServer.
+func udpOptions(opts []serverOption) []udpServer.Option {
+	out := make([]udpServer.Option, len(opts))
+	for i, o := range opts {
+		out[i] = o
+	}
+	return out
+}
+
 func isRequest(r *pool.Message) bool {
 	return r.Code() >= codes.GET && r.Code() < 32 &&
 		(r.Type() == message.Confirmable || r.Type() == message.NonConfirmable)
@@ -188,6 +228,10 @@ func (rs *runState) dispatch(req *pool.Message, cc *udpClient.Conn, next config.
 	request := isRequest(req)
 	st := &rs.a.stats
 	if request {
+		if ok, wait := rs.a.limit.allowAddr(cc.RemoteAddr(), time.Now()); !ok {
+			rs.tooMany(req, cc, wait) // ratelimit.go
+			return
+		}
 		if size, over := rs.oversized(req); over {
 			st.requests.Add(1)
 			diag := fmt.Sprintf("payload of %d bytes is larger than max_payload (%d bytes)", size, rs.a.maxPayload)
@@ -378,14 +422,82 @@ func (rs *runState) serve(w *writer, r *pool.Message) {
 	}
 }
 
-// serveWellKnown answers resource discovery: devices are not discoverable
-// resources, so the list is empty.
+// wellKnownLinks are the gateway's resources in CoRE Link Format (RFC
+// 6690): where devices POST or PUT readings. The paths are URI templates
+// (RFC 6570): any device name, any point name.
+var wellKnownLinks = []link{
+	{href: "/{device}", attrs: [][2]string{{"rt", "causeway.reading"}, {"ct", contentFormats},
+		{"title", "POST or PUT readings of a device"}}},
+	{href: "/{device}/{point}", attrs: [][2]string{{"rt", "causeway.reading.point"}, {"ct", contentFormats},
+		{"title", "POST or PUT one point of a device"}}},
+}
+
+// contentFormats are the Content-Formats a reading may have.
+var contentFormats = fmt.Sprintf("%d %d %d %d %d", FormatText, FormatJSON, FormatCBOR, FormatSenMLJSON, FormatSenMLCBOR)
+
+type link struct {
+	href  string
+	attrs [][2]string // name, value
+}
+
+// matches applies an RFC 6690 §4.1 query filter (name=value, value may end
+// in '*'): href, or an attribute, of which one space-separated word of rt,
+// if or ct must match.
+func (l link) matches(name, value string) bool {
+	match := func(v string) bool {
+		if prefix, ok := strings.CutSuffix(value, "*"); ok {
+			return strings.HasPrefix(v, prefix)
+		}
+		return v == value
+	}
+	if name == "href" {
+		return match(l.href)
+	}
+	for _, a := range l.attrs {
+		if a[0] != name {
+			continue
+		}
+		if name == "rt" || name == "if" || name == "ct" {
+			for _, w := range strings.Fields(a[1]) {
+				if match(w) {
+					return true
+				}
+			}
+			continue
+		}
+		if match(a[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveWellKnown answers resource discovery (RFC 6690): GET
+// /.well-known/core lists wellKnownLinks, filtered by a query such as
+// ?rt=causeway.reading.
 func (rs *runState) serveWellKnown(w *writer, r *pool.Message) {
 	if r.Code() != codes.GET {
 		rs.respond(w, codes.MethodNotAllowed, "only GET is allowed on /.well-known/core")
 		return
 	}
-	if err := w.SetResponse(codes.Content, message.AppLinkFormat, bytes.NewReader(nil)); err == nil {
+	var name, value string
+	if q, err := r.Queries(); err == nil && len(q) > 0 {
+		name, value, _ = strings.Cut(q[0], "=")
+	}
+	var b strings.Builder
+	for _, l := range wellKnownLinks {
+		if name != "" && !l.matches(name, value) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("<" + l.href + ">")
+		for _, a := range l.attrs {
+			b.WriteString(";" + a[0] + "=" + strconv.Quote(a[1]))
+		}
+	}
+	if err := w.SetResponse(codes.Content, message.AppLinkFormat, strings.NewReader(b.String())); err == nil {
 		rs.a.stats.response(codes.Content)
 	}
 }

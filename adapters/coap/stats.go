@@ -28,6 +28,14 @@ type Stats struct {
 	// LibErrors counts errors reported by the CoAP library (malformed
 	// datagrams, failed writes, ...).
 	LibErrors uint64
+	// RateLimited counts requests answered 4.29 because their source was
+	// over its rate limit (they are also in Requests).
+	RateLimited uint64
+	// HandshakeFailures counts DTLS handshakes that failed: unknown PSK
+	// identity, wrong key, timeout, no common cipher suite.
+	HandshakeFailures uint64
+	// DTLSSessions is the number of DTLS sessions established now.
+	DTLSSessions int64
 	// InFlight is the number of messages (requests, mostly) being handled
 	// now.
 	InFlight int64
@@ -39,7 +47,8 @@ type Stats struct {
 
 type stats struct {
 	requests, frames, badPayloads, overloaded, backpressure, libErrors atomic.Uint64
-	inFlight                                                           atomic.Int64
+	rateLimited, handshakeFailures                                     atomic.Uint64
+	inFlight, dtlsSessions                                             atomic.Int64
 	responses                                                          [256]atomic.Uint64 // by code
 }
 
@@ -57,6 +66,10 @@ func (a *Adapter) Stats() Stats {
 		LibErrors:    s.libErrors.Load(),
 		InFlight:     s.inFlight.Load(),
 		Responses:    make(map[string]uint64),
+
+		RateLimited:       s.rateLimited.Load(),
+		HandshakeFailures: s.handshakeFailures.Load(),
+		DTLSSessions:      s.dtlsSessions.Load(),
 	}
 	for c := range s.responses {
 		if n := s.responses[c].Load(); n > 0 {
