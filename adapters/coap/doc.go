@@ -1,10 +1,14 @@
-// Package coap is the gateway's CoAP server adapter: devices POST or PUT
-// readings over UDP to /{device} or /{device}/{point}, and the adapter turns
-// each request into one normalized bridge.Frame (or one per timestamp for a
-// SenML time series) on the bus.
+// Package coap is the gateway's CoAP adapter. As a server, devices POST or
+// PUT readings over UDP, or DTLS with pre-shared keys, to /{device} or
+// /{device}/{point}, and the adapter turns each request into one normalized
+// bridge.Frame (or one per timestamp for a SenML time series) on the bus; a
+// per-source rate limit answers 4.29 to a flooding peer. As a client
+// ([[coap.device]], client.go) it observes or polls devices, re-registering
+// observations itself, and turns commands into PUTs.
 //
 // Payloads are decoded by Content-Format: text/plain (0), application/json
-// (50) and application/senml+json (110); without a Content-Format a payload
+// (50), application/cbor (60), application/senml+json (110) and
+// application/senml+cbor (112); without a Content-Format a payload
 // starting with '{' or '[' is JSON, anything else text. Decode and DecodeAll
 // are the pure decoders, usable without a network.
 //
