@@ -89,6 +89,8 @@ func (d *CoAPDevice) setDefaults() {
 	d.Observe = true
 	d.Interval = Duration(10 * time.Second)
 	d.Point = "value"
+	d.CommandMethod = "PUT"
+	d.CommandFormat = "json"
 }
 
 func (s *Serial) setDefaults() {

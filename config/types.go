@@ -179,6 +179,10 @@ type CoAPDevice struct {
 	Interval    Duration `toml:"interval"`
 	Point       string   `toml:"point"`
 	CommandPath string   `toml:"command_path"`
+	// CommandMethod and CommandFormat shape commands: PUT (default) or
+	// POST, with a JSON (default) or CBOR object. Added by causeway.
+	CommandMethod string `toml:"command_method"`
+	CommandFormat string `toml:"command_format"`
 }
 
 // Serial holds the serial line settings shared by [[modbus]] (rtu) and [[uart]].

@@ -399,6 +399,8 @@ func (d *decoder) validateCoAP(p string, c *CoAP) {
 		}
 		d.positive(dp+".interval", dv.Interval)
 		d.pointName(dp+".point", dv.Point)
+		d.enum(dp+".command_method", dv.CommandMethod, "PUT", "POST")
+		d.enum(dp+".command_format", dv.CommandFormat, "json", "cbor")
 		if dv.CommandPath != "" && !strings.HasPrefix(dv.CommandPath, "/") {
 			d.errorf(dp+".command_path", "%q must start with \"/\"", dv.CommandPath)
 		}

@@ -49,10 +49,12 @@ package coap
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -178,6 +180,8 @@ type deviceClient struct {
 	path     string
 	opts     message.Options // Uri-Query
 	cmdPath  string
+	cmdPost  bool // POST instead of PUT
+	cmdCBOR  bool // a CBOR map instead of a JSON object
 	observe  bool
 	interval time.Duration
 	identity string
@@ -216,6 +220,7 @@ func newDevices(cfg []config.CoAPDevice, avail bridge.AvailabilityFunc) (*device
 func newDeviceClient(c config.CoAPDevice) (*deviceClient, error) {
 	d := &deviceClient{
 		name: c.Device, point: c.Point, cmdPath: c.CommandPath, observe: c.Observe,
+		cmdPost: c.CommandMethod == "POST", cmdCBOR: c.CommandFormat == "cbor",
 		interval: c.Interval.D(), identity: c.PSKIdentity,
 		logLimit: bridge.Limiter{Every: devLogEvery},
 	}
@@ -1057,16 +1062,10 @@ func (a *Adapter) Command(ctx context.Context, cmd bridge.Command) ([]bridge.Poi
 	if len(cmd.Values) == 0 {
 		return nil, errors.New("no values to write")
 	}
-	body := []byte{'{'}
-	for i, pv := range cmd.Values {
-		if i > 0 {
-			body = append(body, ',')
-		}
-		body = bridge.AppendJSONString(body, pv.Name)
-		body = append(body, ':')
-		body = pv.Value.AppendJSON(body)
+	body, format, err := commandBody(cmd.Values, d.cmdCBOR)
+	if err != nil {
+		return nil, err
 	}
-	body = append(body, '}')
 
 	rs := a.devs.run.Load()
 	if rs == nil || !rs.acquire() {
@@ -1084,15 +1083,84 @@ func (a *Adapter) Command(ctx context.Context, cmd bridge.Command) ([]bridge.Poi
 	defer c.close()
 	rctx, done := c.request(ctx, a.devs.timing.request)
 	defer done()
-	resp, err := c.cc.Put(rctx, d.cmdPath, message.AppJSON, bytes.NewReader(body))
+	method, send := "PUT", c.cc.Put
+	if d.cmdPost {
+		method, send = "POST", c.cc.Post
+	}
+	resp, err := send(rctx, d.cmdPath, format, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("device %s: %w", d.name, c.requestError("PUT "+d.cmdPath, ctx, rctx, err))
+		return nil, fmt.Errorf("device %s: %w", d.name, c.requestError(method+" "+d.cmdPath, ctx, rctx, err))
 	}
 	defer c.cc.ReleaseMessage(resp)
 	if uint8(resp.Code())>>5 != 2 {
 		return nil, responseError(resp)
 	}
 	return cmd.Values, nil
+}
+
+// commandBody encodes a command's values as one JSON object, or one CBOR
+// map (keys in the command's order), and returns its Content-Format.
+func commandBody(vals []bridge.PointValue, asCBOR bool) ([]byte, message.MediaType, error) {
+	if !asCBOR {
+		body := []byte{'{'}
+		for i, pv := range vals {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = bridge.AppendJSONString(body, pv.Name)
+			body = append(body, ':')
+			body = pv.Value.AppendJSON(body)
+		}
+		return append(body, '}'), message.AppJSON, nil
+	}
+	body := cborHead(nil, 5, uint64(len(vals)))
+	for _, pv := range vals {
+		body = cborHead(body, 3, uint64(len(pv.Name)))
+		body = append(body, pv.Name...)
+		v := pv.Value
+		switch v.Kind {
+		case bridge.KindInt:
+			if v.Int >= 0 {
+				body = cborHead(body, 0, uint64(v.Int))
+			} else {
+				body = cborHead(body, 1, uint64(-(v.Int + 1)))
+			}
+		case bridge.KindNumber:
+			body = append(body, 0xfb)
+			body = binary.BigEndian.AppendUint64(body, math.Float64bits(v.Num))
+		case bridge.KindBool:
+			if v.Bool {
+				body = append(body, 0xf5)
+			} else {
+				body = append(body, 0xf4)
+			}
+		case bridge.KindString:
+			body = cborHead(body, 3, uint64(len(v.Str)))
+			body = append(body, v.Str...)
+		case bridge.KindBytes:
+			body = cborHead(body, 2, uint64(len(v.Bytes)))
+			body = append(body, v.Bytes...)
+		default:
+			return nil, 0, fmt.Errorf("point %s: no value to write", pv.Name)
+		}
+	}
+	return body, message.AppCBOR, nil
+}
+
+// cborHead appends a CBOR item head (RFC 8949 §3): major type and argument.
+func cborHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= 0xff:
+		return append(b, m|24, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
+	case n <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), n)
 }
 
 // responseError is "device answered 4.04 Not Found: <diagnostic payload>".

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -824,6 +826,8 @@ func TestClientCommandsLibcoap(t *testing.T) {
 		config.CoAPDevice{Device: "act", URL: srv.url("coap", "/time"), Observe: true, Interval: config.Duration(10 * time.Second), CommandPath: "/example_data"},
 		config.CoAPDevice{Device: "bad", URL: srv.url("coap", "/time"), Observe: false, Interval: config.Duration(10 * time.Second), CommandPath: "/nosuch"},
 		config.CoAPDevice{Device: "ro", URL: srv.url("coap", "/time"), Observe: false, Interval: config.Duration(10 * time.Second)},
+		config.CoAPDevice{Device: "cb", URL: srv.url("coap", "/time"), Observe: false, Interval: config.Duration(10 * time.Second), CommandPath: "/example_data", CommandFormat: "cbor"},
+		config.CoAPDevice{Device: "po", URL: srv.url("coap", "/time"), Observe: false, Interval: config.Duration(10 * time.Second), CommandPath: "/example_data", CommandMethod: "POST"},
 	)
 	if !h.a.HasCommandDevices() {
 		t.Fatal("HasCommandDevices false")
@@ -857,6 +861,35 @@ func TestClientCommandsLibcoap(t *testing.T) {
 	_, err = h.a.Command(ctx, bridge.Command{Adapter: "dev", Device: "nope", Values: vals[:1]})
 	if err == nil || err.Error() != "no device nope on adapter dev" {
 		t.Errorf("unknown device: %v", err)
+	}
+
+	// command_format = "cbor": a CBOR map, Content-Format 60, in the
+	// command's order; it decodes back to the same values.
+	if _, err := h.a.Command(ctx, bridge.Command{Adapter: "dev", Device: "cb", Values: vals}); err != nil {
+		t.Fatalf("cbor command: %v", err)
+	}
+	bin, err := coapClientBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "body")
+	if b, err := exec.Command(bin, "-m", "get", "-o", out, srv.url("coap", "/example_data")).CombinedOutput(); err != nil {
+		t.Fatalf("coap-client: %v %s", err, b)
+	}
+	got2, err := os.ReadFile(out)
+	want := "\xa3\x68setpoint\xfb\x40\x35\x80\x00\x00\x00\x00\x00\x62on\xf5\x64mode\x63eco"
+	if err != nil || string(got2) != want {
+		t.Fatalf("/example_data after a CBOR command: %q (%v), want %q", got2, err, want)
+	}
+	_, _, pts, err := Decode("/cb", FormatCBOR, got2, "value", time.Now())
+	if err != nil || len(pts) != 3 || pts[2].Value.Str != "eco" {
+		t.Fatalf("the CBOR body decodes to %v, %v", pts, err)
+	}
+	// command_method = "POST": libcoap's /example_data only takes PUT, so
+	// its 4.05 proves the method.
+	_, err = h.a.Command(ctx, bridge.Command{Adapter: "dev", Device: "po", Values: vals[:1]})
+	if err == nil || !strings.HasPrefix(err.Error(), "device answered 4.05") {
+		t.Errorf("POST command: %v", err)
 	}
 
 	// A device that does not answer: the command ends with the caller's
