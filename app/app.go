@@ -58,6 +58,9 @@ type App struct {
 	// out is where availability and command results go once Run has
 	// started the sinks.
 	out atomic.Pointer[sinks]
+	// cmdIn takes command messages (from the built-in broker and the
+	// uplink) once the command dispatcher runs.
+	cmdIn atomic.Pointer[func(topic string, payload []byte)]
 }
 
 // New validates the assembly (no I/O): it builds the mapping engine and the
@@ -159,7 +162,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 				a.log.Error("offline queue close", "err", err)
 			}
 		}()
-		up, err := mqttcore.NewUplink(mqttcore.UplinkOptions{
+		uo := mqttcore.UplinkOptions{
 			URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: string(u.Password),
 			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
 			Keepalive:   u.Keepalive.D(),
@@ -168,7 +171,16 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 			Queue:       q,
 			Inflight:    a.cfg.Queue.Inflight,
 			Log:         a.log, // mqttcore adds component=uplink
-		})
+		}
+		if u.SubscribeCommands && len(a.commanders) > 0 {
+			uo.Subscriptions = mapping.CommandFilters(a.cfg.Gateway.ID)
+			uo.OnMessage = func(topic string, payload []byte) {
+				if in := a.cmdIn.Load(); in != nil {
+					(*in)(topic, payload)
+				}
+			}
+		}
+		up, err := mqttcore.NewUplink(uo)
 		if err != nil {
 			a.stopBroker()
 			return fmt.Errorf("uplink: %w", err)

@@ -21,13 +21,10 @@ const (
 )
 
 // startCommands subscribes to the command topics on the built-in broker
-// and runs one worker per adapter that executes commands, in arrival
-// order. The returned function waits for the workers after ctx ended.
+// (and takes those the uplink receives with subscribe_commands) and runs
+// one worker per adapter that executes commands, in arrival order. The returned function waits for the workers after ctx ended.
 func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 	b := a.Broker()
-	if b == nil {
-		return func() {}, nil
-	}
 	var wg sync.WaitGroup
 	queues := make(map[string]chan bridge.Command, len(a.commanders))
 	for name, c := range a.commanders {
@@ -90,8 +87,12 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 			}
 		}
 	}()
+	a.cmdIn.Store(&handle) // commands from the uplink (subscribe_commands)
 	var unsubs []func()
 	for _, f := range mapping.CommandFilters(gw) {
+		if b == nil {
+			break // no built-in broker: commands come from the uplink only
+		}
 		unsub, err := b.Subscribe(f, handle)
 		if err != nil {
 			for _, u := range unsubs {
@@ -102,6 +103,7 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 		unsubs = append(unsubs, unsub)
 	}
 	return func() {
+		a.cmdIn.Store(nil)
 		for _, u := range unsubs {
 			u()
 		}

@@ -618,3 +618,48 @@ func TestModbusRTUOverTCP(t *testing.T) {
 		return fmt.Sprint(decodeFrame(t, m.Payload)["v"]) == "4242"
 	})
 }
+
+// With subscribe_commands (the default), a command published on the uplink
+// broker (under topic_prefix) is executed and its result published there.
+func TestModbusCommandFromUplink(t *testing.T) {
+	up := testpeer.StartMosquitto(t, 0)
+	srv := modbustest.Start(t, modbustest.Options{Init: "1 holding 5 10\n"})
+	p := freePorts(t)
+	block := fmt.Sprintf(`[uplink]
+url = %q
+topic_prefix = "site/"
+
+[[modbus]]
+url = %q
+[[modbus.device]]
+name = "boiler"
+interval = "500ms"
+[[modbus.device.point]]
+name = "setpoint"
+address = 5
+writable = true
+`, up.URL(), srv.URL())
+	g := startGateway(t, modbusConfig(p.broker, block))
+	remote := testpeer.Subscribe(t, up.Port, "site/gw-test/modbus/boiler/#")
+	waitMsg(t, remote, "site/gw-test/modbus/boiler/availability", 10*time.Second, func(m testpeer.Message) bool { return m.Payload == "online" })
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(g.Log(), "uplink subscribed") {
+		if time.Now().After(deadline) {
+			t.Fatal("the uplink never subscribed to the command topics")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err := exec.Command(testpeer.Bin(t, "mosquitto_pub"), "-h", "127.0.0.1", "-p", strconv.Itoa(up.Port), "-q", "1",
+		"-t", "site/gw-test/modbus/boiler/setpoint/set", "-m", "23").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mosquitto_pub: %v %s", err, out)
+	}
+	r := decodeFrame(t, remote.WaitFor(t, "site/gw-test/modbus/boiler/set/result", 10*time.Second).Payload)
+	vals, _ := r["values"].(map[string]any)
+	if r["ok"] != true || fmt.Sprint(vals["setpoint"]) != "23" {
+		t.Fatalf("result on the uplink: %v", r)
+	}
+	if regs, err := srv.Get(1, "holding", 5, 1); err != nil || regs[0] != 23 {
+		t.Fatalf("register %v %v, want 23", regs, err)
+	}
+}

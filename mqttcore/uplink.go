@@ -119,6 +119,12 @@ type UplinkOptions struct {
 	// Log receives the uplink's log lines; paho's own error output is
 	// routed here at Debug. Default slog.Default().
 	Log *slog.Logger
+	// Subscriptions are topic filters (without TopicPrefix) subscribed at
+	// QoS 1 on every connection, e.g. the command topics; OnMessage
+	// receives what arrives on them, with the prefix removed. OnMessage
+	// runs on paho's goroutine and must not block.
+	Subscriptions []string
+	OnMessage     func(topic string, payload []byte)
 }
 
 // PahoUplink is the Uplink implemented with github.com/eclipse/paho.golang
@@ -501,8 +507,9 @@ func (u *PahoUplink) clientConfig() autopaho.ClientConfig {
 			return &paho.Disconnect{ReasonCode: 0x04} // disconnect with will message
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID: u.opts.ClientID,
-			Session:  u.sess,
+			ClientID:          u.opts.ClientID,
+			Session:           u.sess,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){u.received},
 			OnServerDisconnect: func(d *paho.Disconnect) {
 				reason := ""
 				if d.Properties != nil {
@@ -534,7 +541,7 @@ func (u *PahoUplink) reconnectDelay(attempt int) time.Duration {
 	return u.backoff.Delay(n)
 }
 
-func (u *PahoUplink) onConnectionUp(_ *autopaho.ConnectionManager, ca *paho.Connack) {
+func (u *PahoUplink) onConnectionUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	n := u.connects.Add(1)
 	u.upSince.Store(time.Now().UnixNano())
 	attrs := []any{slog.String("url", u.url.Redacted()), slog.Uint64("connects", n)}
@@ -543,6 +550,45 @@ func (u *PahoUplink) onConnectionUp(_ *autopaho.ConnectionManager, ca *paho.Conn
 	}
 	u.log.Info("uplink connected", attrs...)
 	u.signal()
+	if len(u.opts.Subscriptions) > 0 && cm != nil {
+		// The session starts clean on every connection: subscribe again.
+		// Not on paho's goroutine, which must keep reading.
+		go u.subscribe(cm)
+	}
+}
+
+// subscribe subscribes the connection to Subscriptions.
+func (u *PahoUplink) subscribe(cm *autopaho.ConnectionManager) {
+	s := &paho.Subscribe{}
+	for _, f := range u.opts.Subscriptions {
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: u.opts.TopicPrefix + f, QoS: 1, NoLocal: true})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sa, err := cm.Subscribe(ctx, s)
+	if err != nil {
+		u.limiter.log(u.log, slog.LevelWarn, "uplink subscribe failed", slog.Any("error", err))
+		return
+	}
+	for i, rc := range sa.Reasons {
+		if rc >= 0x80 && i < len(s.Subscriptions) {
+			u.log.Warn("uplink broker refused a subscription", slog.String("filter", s.Subscriptions[i].Topic), slog.String("reason_code", fmt.Sprintf("0x%02x", rc)))
+		}
+	}
+	u.log.Info("uplink subscribed", slog.Any("filters", u.opts.Subscriptions))
+}
+
+// received hands a message that arrived on a subscription to OnMessage.
+func (u *PahoUplink) received(pr paho.PublishReceived) (bool, error) {
+	if u.opts.OnMessage == nil || pr.Packet == nil {
+		return false, nil
+	}
+	topic, ok := strings.CutPrefix(pr.Packet.Topic, u.opts.TopicPrefix)
+	if !ok {
+		return false, nil
+	}
+	u.opts.OnMessage(topic, pr.Packet.Payload)
+	return true, nil
 }
 
 func (u *PahoUplink) onConnectionDown() bool {

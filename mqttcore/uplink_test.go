@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/causeway/causeway/internal/testpeer"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
+
 	"github.com/causeway/causeway/bridge"
+	"github.com/causeway/causeway/internal/testpeer"
 )
 
 func testUplinkOptions(t testing.TB, url string) UplinkOptions {
@@ -411,4 +413,47 @@ func TestUplinkOptionsValidation(t *testing.T) {
 	if _, err := NewUplink(good); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Subscriptions are made on every connection (the session starts clean) and
+// what arrives reaches OnMessage with the topic prefix removed.
+func TestUplinkSubscriptionsSurviveReconnect(t *testing.T) {
+	mq := startMosquitto(t, "")
+	px := testpeer.NewProxy(t, mq.addr())
+	px.Start()
+	got := make(chan string, 16)
+	opts := testUplinkOptions(t, px.URL())
+	opts.TopicPrefix = "p/"
+	opts.Subscriptions = []string{"gw-01/+/+/set"}
+	opts.OnMessage = func(topic string, payload []byte) { got <- topic + " " + string(payload) }
+	u := newTestUplink(t, opts)
+	runUplink(t, u)
+	pub := newSubscriber(t, mq.addr(), 1, "unused/#")
+	send := func(payload string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := pub.cli.Publish(ctx, &paho.Publish{Topic: "p/gw-01/modbus/boiler/set", QoS: 1, Payload: []byte(payload)})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case m := <-got:
+				if m != "gw-01/modbus/boiler/set "+payload {
+					t.Fatalf("OnMessage got %q", m)
+				}
+				return
+			case <-time.After(200 * time.Millisecond): // not subscribed yet
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never reached OnMessage", payload)
+			}
+		}
+	}
+	send(`{"a":1}`)
+	px.Cut() // a new connection, a new clean session: subscribed again
+	waitFor(t, 5*time.Second, "reconnect", func() bool { return u.Stats().Connects >= 2 })
+	send(`{"a":2}`)
 }
