@@ -71,6 +71,7 @@ bench: test-deps
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/queue.sh | tee $(BIN)/bench-queue.txt
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/modbus.sh | tee $(BIN)/bench-modbus.txt
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/uart.sh | tee $(BIN)/bench-uart.txt
+	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/coap.sh | tee $(BIN)/bench-coap.txt
 
 cross:
 	@mkdir -p $(BIN)

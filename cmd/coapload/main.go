@@ -34,12 +34,18 @@
 // achieved rate and request→response latency percentiles; -json prints the
 // summary as one JSON object on stdout.
 //
+// A coaps:// URL (default port 5684) sends over DTLS 1.2 with the pre-shared
+// key -psk-key (hex) under -psk-identity, cipher suites
+// TLS_PSK_WITH_AES_128_CCM_8 and TLS_PSK_WITH_AES_128_GCM_SHA256: each client
+// is then one DTLS session, handshaken when it is dialed (within -timeout).
+//
 // This is benchmark tooling only; nothing in the gateway imports it.
 package main
 
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -59,6 +65,9 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/bench/benchkit"
+	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
@@ -84,6 +93,8 @@ type config struct {
 	run      int64
 	json     bool
 	verbose  bool
+	psk      []byte // coaps://: DTLS with this pre-shared key
+	identity string // coaps://: its PSK identity
 }
 
 func main() {
@@ -141,6 +152,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Int64Var(&cfg.run, "run", 0, "run id carried in every payload (0 = random)")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object on stdout (the human summary goes to stderr)")
 	fs.BoolVar(&cfg.verbose, "v", false, "print progress every second and the first errors on stderr")
+	fs.StringVar(&cfg.identity, "psk-identity", "", "coaps:// only: DTLS PSK identity")
+	pskKey := fs.String("psk-key", "", "coaps:// only: DTLS pre-shared key in hex")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: coapload [flags]\n\nPOSTs JSON readings {\"run\",\"seq\",\"ts\",\"pad\"} to coap://HOST:PORT/{device} and reports rate and latency.\n\n")
 		fs.PrintDefaults()
@@ -156,12 +169,26 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("-url: %w", err)
 	}
-	if u.Scheme != "coap" {
-		return cfg, fmt.Errorf("-url: scheme %q: only coap:// is supported", u.Scheme)
+	port := "5683"
+	switch u.Scheme {
+	case "coap":
+		if cfg.identity != "" || *pskKey != "" {
+			return cfg, errors.New("-psk-identity and -psk-key need a coaps:// URL")
+		}
+	case "coaps":
+		port = "5684"
+		if cfg.identity == "" || *pskKey == "" {
+			return cfg, errors.New("-url coaps:// needs -psk-identity and -psk-key")
+		}
+		if cfg.psk, err = hex.DecodeString(*pskKey); err != nil || len(cfg.psk) == 0 {
+			return cfg, errors.New("-psk-key: want a non-empty hex string")
+		}
+	default:
+		return cfg, fmt.Errorf("-url: scheme %q: only coap:// and coaps:// are supported", u.Scheme)
 	}
 	cfg.target = u.Host
 	if u.Port() == "" {
-		cfg.target = net.JoinHostPort(u.Hostname(), "5683")
+		cfg.target = net.JoinHostPort(u.Hostname(), port)
 	}
 	cfg.prefix = strings.TrimRight(u.Path, "/")
 	switch {
@@ -236,6 +263,7 @@ type shared struct {
 type Result struct {
 	Run          int64             `json:"run"`
 	Mode         string            `json:"mode"`
+	DTLS         bool              `json:"dtls,omitempty"` // coaps://: one DTLS session per client
 	Clients      int               `json:"clients"`
 	Window       int               `json:"window"`
 	Devices      int               `json:"devices"`
@@ -293,17 +321,21 @@ func run(ctx context.Context, cfg config, logw io.Writer) (res *Result, err erro
 			}
 		}()
 	}
+	opts := []udp.Option{
+		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
+		options.WithLimitClientParallelRequest(int64(perClient)),
+		options.WithLimitClientEndpointParallelRequest(int64(perClient)),
+		options.WithErrors(func(err error) {
+			sh.connErrs.Add(1)
+			msg := err.Error()
+			sh.errSample.CompareAndSwap(nil, &msg)
+		}),
+	}
 	dial := func() (*udpclient.Conn, error) {
-		cc, err := udp.Dial(cfg.target,
-			options.WithBlockwise(false, blockwise.SZX1024, time.Second),
-			options.WithLimitClientParallelRequest(int64(perClient)),
-			options.WithLimitClientEndpointParallelRequest(int64(perClient)),
-			options.WithErrors(func(err error) {
-				sh.connErrs.Add(1)
-				msg := err.Error()
-				sh.errSample.CompareAndSwap(nil, &msg)
-			}),
-		)
+		if cfg.psk != nil {
+			return dialDTLS(cfg, opts)
+		}
+		cc, err := udp.Dial(cfg.target, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", cfg.target, err)
 		}
@@ -369,7 +401,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (res *Result, err erro
 		Run: cfg.run, Mode: "CON", Clients: cfg.clients, Window: perClient,
 		Devices: cfg.devices, Size: cfg.size, TargetRate: cfg.rate,
 		Codes: map[string]uint64{}, ConnErrors: sh.connErrs.Load(),
-		TotalSeconds: end.Sub(start).Seconds(), AckedFile: cfg.acked,
+		TotalSeconds: end.Sub(start).Seconds(), AckedFile: cfg.acked, DTLS: cfg.psk != nil,
 	}
 	for _, c := range clients {
 		res.Reconnects += c.reconnects()
@@ -439,6 +471,33 @@ func run(ctx context.Context, cfg config, logw io.Writer) (res *Result, err erro
 	res.MaxUs = hist.Max()
 	res.MeanUs = hist.Mean()
 	return res, nil
+}
+
+// dialDTLS opens one DTLS session to the target with the pre-shared key and
+// completes its handshake within -timeout.
+func dialDTLS(cfg config, opts []udp.Option) (*udpclient.Conn, error) {
+	raw, err := net.Dial("udp", cfg.target)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", cfg.target, err)
+	}
+	psk := cfg.psk
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(raw), raw.RemoteAddr(),
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		piondtls.WithPSKIdentityHint([]byte(cfg.identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256),
+	)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("DTLS client for %s: %w", cfg.target, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	err = dc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		_ = dc.Close()
+		return nil, fmt.Errorf("DTLS handshake with %s (identity %q): %w", cfg.target, cfg.identity, err)
+	}
+	return coapdtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
 }
 
 // worker sends requests on cl until sendCtx is done or the count is
@@ -559,8 +618,12 @@ func (r *Result) printHuman(w io.Writer) {
 	if r.TargetRate > 0 {
 		rate = fmt.Sprintf("target %.0f/s", r.TargetRate)
 	}
+	mode := r.Mode
+	if r.DTLS {
+		mode += " over DTLS"
+	}
 	fmt.Fprintf(w, "coapload run=%d %s clients=%d window=%d devices=%d size=%dB %s\n",
-		r.Run, r.Mode, r.Clients, r.Window, r.Devices, r.Size, rate)
+		r.Run, mode, r.Clients, r.Window, r.Devices, r.Size, rate)
 	keys := make([]string, 0, len(r.Codes))
 	for k := range r.Codes {
 		keys = append(keys, k)
