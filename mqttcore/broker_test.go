@@ -313,3 +313,21 @@ func TestBrokerDropIsLogged(t *testing.T) {
 		t.Fatalf("drop not logged:\n%s", out)
 	}
 }
+
+// A subscriber that arrives after many retained messages (one availability
+// per device of a large installation) gets every one of them, more than
+// its pending-write bound: the broker waits for room instead of dropping.
+func TestBrokerRetainedBurstBeyondPendingBound(t *testing.T) {
+	b := startTestBroker(t, BrokerOptions{ClientWritesPending: 16})
+	const n = 1000
+	for i := range n {
+		if err := b.Publish(fmt.Sprintf("gw/dev%d/availability", i), []byte("online"), 1, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newSubscriber(t, b.Addr().String(), 1, "gw/+/availability")
+	waitFor(t, 10*time.Second, "every retained message", func() bool { return s.count() == n })
+	if st := b.Stats(); st.MessagesDropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -1124,12 +1124,28 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 
 	sub.FwdRetainedFlag = true
 	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
+		// causeway patch 3: wait for room in the client's outbound queue
+		// instead of dropping retained messages past its bound: a new
+		// subscriber would miss the last state of those topics. This runs
+		// on the subscribing client's read goroutine, so only that client
+		// waits, while its write goroutine drains the queue.
+		s.waitOutboundRoom(cl)
 		_, err := s.publishToClient(cl, sub, pkv)
 		if err != nil {
 			s.Log.Debug("failed to publish retained message", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "packet", pkv)
 			continue
 		}
 		s.hooks.OnRetainPublished(cl, pkv)
+	}
+}
+
+// waitOutboundRoom waits (at most retainedWait) until cl's outbound queue
+// has room, or cl is closed. causeway patch 3.
+func (s *Server) waitOutboundRoom(cl *Client) {
+	const retainedWait = 10 * time.Second
+	deadline := time.Now().Add(retainedWait)
+	for len(cl.State.outbound) >= cap(cl.State.outbound) && !cl.Closed() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 }
 
