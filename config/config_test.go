@@ -171,7 +171,7 @@ type = "int16"
 		t.Errorf("coap device = %+v", dv)
 	}
 	m := c.Modbus[0]
-	wantSerial := Serial{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	wantSerial := Serial{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1, USBInterface: -1}
 	if m.Name != "modbus" || m.Serial != wantSerial || m.Timeout.D() != 500*time.Millisecond || m.Retries != 2 {
 		t.Errorf("modbus = %+v", m)
 	}
@@ -289,6 +289,8 @@ func TestErrors(t *testing.T) {
 		{"modbus rtu two slashes", true, "[[modbus]]\nurl = \"rtu://dev/ttyUSB0\"\n[[modbus.device]]\nname = \"d\"\n[[modbus.device.point]]\nname = \"p\"\naddress = 1\n", want{"modbus[0].url", 2, "three slashes"}},
 		{"coap rate_limit negative", true, "[[coap]]\nrate_limit = -1.0\n", want{"coap[0].rate_limit", 2, "out of range"}},
 		{"coap rate_burst zero", true, "[[coap]]\nrate_burst = 0\n", want{"coap[0].rate_burst", 2, "out of range 1..1000000"}},
+		{"usb_interface without usb", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nusb_interface = 1\n", want{"uart[0].usb_interface", 4, "needs usb"}},
+		{"usb_interface range", true, "[[uart]]\nusb = \"0403:6011\"\nparser = \"kv\"\nusb_interface = 300\n", want{"uart[0].usb_interface", 4, "out of range 0..255"}},
 		{"uart length field beyond max_frame", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nframing = \"length\"\nmax_frame = \"4B\"\nlength_offset = 3\nlength_size = 2\n", want{"uart[0].length_offset", 6, "does not fit in max_frame"}},
 		{"uart max_frame too large", true, "[[uart]]\nport = \"/dev/x\"\nparser = \"kv\"\nmax_frame = \"2GiB\"\n", want{"uart[0].max_frame", 4, "more than 1GiB"}},
 		{"modbus no devices", true, "\n[[modbus]]\nurl = \"tcp://h:502\"\n", want{"modbus[0]", 2, "at least one [[modbus.device]]"}},
@@ -874,5 +876,20 @@ func TestDTLSSupported(t *testing.T) {
 	x := c.CoAP[0]
 	if x.Listen != "" || x.DTLSListen != "127.0.0.1:5684" || len(x.PSK) != 1 || x.PSK[0].Identity != "sensor-17" || string(x.PSK[0].Key) != "00ff" {
 		t.Errorf("parsed %+v", x)
+	}
+}
+
+// Two ports of one multi-port USB adapter (FT4232) are told apart by
+// usb_interface; the same interface twice is one port opened twice.
+func TestUSBInterfaceSelectsPortOfOneAdapter(t *testing.T) {
+	two := "[[uart]]\nname = \"a\"\nusb = \"0403:6011\"\nusb_interface = 0\nparser = \"kv\"\n[[uart]]\nname = \"b\"\nusb = \"0403:6011\"\nusb_interface = 1\nparser = \"kv\"\n"
+	c := parseOK(t, two, true)
+	if c.UART[0].USBInterface != 0 || c.UART[1].USBInterface != 1 {
+		t.Fatalf("interfaces %d %d", c.UART[0].USBInterface, c.UART[1].USBInterface)
+	}
+	same := strings.ReplaceAll(two, "usb_interface = 1", "usb_interface = 0")
+	errs := parseErrs(t, same, true)
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "already opened") {
+		t.Fatalf("errors %s", dump(errs))
 	}
 }

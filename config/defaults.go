@@ -98,6 +98,7 @@ func (s *Serial) setDefaults() {
 	s.DataBits = 8
 	s.Parity = "N"
 	s.StopBits = 1
+	s.USBInterface = -1
 }
 
 func (m *Modbus) setDefaults() {

@@ -193,6 +193,10 @@ type Serial struct {
 	StopBits  int    `toml:"stop_bits"`
 	USB       string `toml:"usb"` // "vid:pid"
 	USBSerial string `toml:"usb_serial"`
+	// USBInterface picks one port of a multi-port USB adapter (FT4232: 0..3)
+	// by its interface number; -1: any (the adapter must have one port).
+	// Added by causeway.
+	USBInterface int `toml:"usb_interface"`
 }
 
 // Modbus is one [[modbus]] connection.

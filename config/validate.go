@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -426,6 +427,13 @@ func (d *decoder) validateSerial(p string, s *Serial) {
 	if s.USBSerial != "" && s.USB == "" {
 		d.errorf(p+".usb_serial", "needs usb (the \"vid:pid\" of the adapter)")
 	}
+	if s.USBInterface != -1 {
+		if s.USBInterface < 0 || s.USBInterface > 255 {
+			d.errorf(p+".usb_interface", "%d is out of range 0..255", s.USBInterface)
+		} else if s.USB == "" {
+			d.errorf(p+".usb_interface", "needs usb (the \"vid:pid\" of the adapter)")
+		}
+	}
 }
 
 // registers returns the number of 16-bit registers a Modbus type takes
@@ -740,7 +748,7 @@ func (d *decoder) validateSerialPorts(c *Config) {
 	}
 	var owners []owner
 	usb := func(s Serial) string {
-		return "usb " + strings.ToLower(s.USB) + " serial " + s.USBSerial
+		return "usb " + strings.ToLower(s.USB) + " serial " + s.USBSerial + " interface " + strconv.Itoa(s.USBInterface)
 	}
 	for i, m := range c.Modbus {
 		p := indexPath("modbus", i)

@@ -205,7 +205,7 @@ func (a *Adapter) open(ctx context.Context) (tr wire.Transport, serial bool, err
 	case "rtu":
 		path := u.Path
 		if a.cfg.USB != "" {
-			if path, err = a.ports.Resolve(a.cfg.USB, a.cfg.USBSerial); err != nil {
+			if path, err = a.ports.ResolveInterface(a.cfg.USB, a.cfg.USBSerial, a.cfg.USBInterface); err != nil {
 				return nil, true, fmt.Errorf("modbus serial port: %w", err)
 			}
 		}

@@ -104,7 +104,7 @@ func (a *Adapter) path() (string, error) {
 	if a.cfg.USB == "" {
 		return a.cfg.Port, nil
 	}
-	p, err := a.ports.Resolve(a.cfg.USB, a.cfg.USBSerial)
+	p, err := a.ports.ResolveInterface(a.cfg.USB, a.cfg.USBSerial, a.cfg.USBInterface)
 	if err != nil {
 		return "", fmt.Errorf("uart serial port: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/causeway/causeway/internal/serialport"
@@ -141,6 +142,9 @@ func configLines(ports []serialport.Info, p serialport.Info) []string {
 		}
 		return append(lines, `# [[modbus]]: also url = "rtu://"`)
 	}
+	if lines := interfaceLines(ports, p); lines != nil {
+		return lines
+	}
 	path, why := p.Path, ""
 	if p.VID != "" {
 		siblings := 0
@@ -175,6 +179,33 @@ func configLines(ports []serialport.Info, p serialport.Info) []string {
 		lines = append(lines, fmt.Sprintf("# no /dev/serial link (is udev running?): %s may change at the next reboot", p.Name))
 	}
 	return append(lines, "# [[modbus]]: url = "+tomlString("rtu://"+path)+" instead")
+}
+
+// interfaceLines selects one port of a multi-port USB adapter (FT4232)
+// with usb, usb_serial and usb_interface, when those pick exactly p; nil
+// otherwise.
+func interfaceLines(ports []serialport.Info, p serialport.Info) []string {
+	if p.VID == "" || p.Interface == "" {
+		return nil
+	}
+	iface, err := strconv.ParseUint(p.Interface, 16, 8)
+	if err != nil {
+		return nil
+	}
+	n := 0
+	for _, q := range ports {
+		if q.VID == p.VID && q.PID == p.PID && q.Serial == p.Serial && q.Interface == p.Interface {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil
+	}
+	lines := []string{"usb = " + tomlString(p.USB())}
+	if p.Serial != "" {
+		lines = append(lines, "usb_serial = "+tomlString(p.Serial))
+	}
+	return append(lines, fmt.Sprintf("usb_interface = %d   # port %d of this multi-port adapter", iface, iface), `# [[modbus]]: also url = "rtu://"`)
 }
 
 // tomlString quotes s as a TOML basic string.
