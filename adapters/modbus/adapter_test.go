@@ -47,7 +47,7 @@ func (l *availLog) has(s string) bool {
 
 func testBlock(url string) config.Modbus {
 	return config.Modbus{
-		Name: "mb", URL: url, Serial: config.Serial{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1},
+		Name: "mb", URL: url, Serial: config.Serial{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1, USBInterface: -1},
 		Timeout: config.Duration(200 * time.Millisecond), Retries: 1,
 		Devices: []config.ModbusDevice{{
 			Name: "dev", UnitID: 1, Interval: config.Duration(100 * time.Millisecond), MaxGap: 8,

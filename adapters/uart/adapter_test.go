@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func kvBlock(port string) config.UART {
 	return config.UART{
-		Name: "u", Port: port, Serial: config.Serial{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1},
+		Name: "u", Port: port, Serial: config.Serial{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1, USBInterface: -1},
 		Framing: "line", Delimiter: "\n", LengthSize: 1, LengthOrder: "big", MaxFrame: 4096,
 		Checksum: "none", Parser: "kv", Device: "dev", Write: "SET {point}={value}\n",
 	}
@@ -166,7 +166,7 @@ func TestPortSelectedByUSBIdentity(t *testing.T) {
 	pty := testpeer.StartPTYPair(t)
 	for _, name := range []string{"ttyUSB0", "ttyUSB2"} {
 		c := kvBlock("")
-		c.USB, c.USBSerial = "0403:6001", "A9XYZ"
+		c.USB, c.USBSerial, c.USBInterface = "0403:6001", "A9XYZ", 0
 		a, err := New(c, Deps{Ports: testpeer.FakeUSBSerial(t, name, pty.A)})
 		if err != nil {
 			t.Fatal(err)

@@ -28,6 +28,9 @@ func FakeUSBSerial(t testing.TB, name, target string) serialport.FS {
 			t.Fatal(err)
 		}
 	}
+	if err := os.WriteFile(filepath.Join(usbDev, "1-1:1.0", "bInterfaceNumber"), []byte("00\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	links := map[string]string{
 		filepath.Join(port, "tty", name, "device"): port,
 		filepath.Join(sys, "class", "tty", name):   filepath.Join(port, "tty", name),
