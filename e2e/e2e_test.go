@@ -257,20 +257,24 @@ func TestBadInputGetsDocumentedCodesAndServiceContinues(t *testing.T) {
 }
 
 func TestUplinkDownThenUpDeliversHeldMessages(t *testing.T) {
-	upPort := testpeer.FreeTCPPort(t)
+	up := testpeer.StartMosquitto(t, 0)
+	// The uplink's port is held by a proxy that refuses connections until
+	// Start: a merely free port could be taken by a test running in
+	// parallel (once the gateway delivered to another test's broker).
+	link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", up.Port))
 	p := freePorts(t)
 	startGateway(t, baseConfig(p, fmt.Sprintf(`
 [uplink]
-url = "mqtt://127.0.0.1:%d"
-`, upPort)))
+url = %q
+`, link.URL())))
 	const n = 20
 	for i := range n {
 		if code, _ := coap(t, p.coap, "post", "/held", "50", fmt.Sprintf(`{"seq":%d}`, i)); code != "2.04" {
 			t.Fatalf("reading %d: %s", i, code)
 		}
 	}
-	up := testpeer.StartMosquitto(t, upPort)
 	sub := testpeer.Subscribe(t, up.Port, "gw-test/coap/held")
+	link.Start()
 	for i := range n {
 		m := sub.Next(t, 20*time.Second)
 		var v struct{ Seq int }

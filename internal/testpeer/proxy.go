@@ -12,77 +12,89 @@ import (
 // Proxy forwards TCP connections from a fixed local port to a target.
 // Tests use it to decide when a client can reach a broker (Start/Stop)
 // without stopping the broker, and to cut connections abruptly (Cut).
+//
+// The proxy listens from NewProxy on: while down it accepts connections
+// and resets them at once, so a client finds no broker there, and no other
+// test running in parallel can take the port (a port that is merely free
+// can be).
 type Proxy struct {
 	t      testing.TB
 	Port   int
 	target string
-	mu     sync.Mutex
 	ln     net.Listener
+
+	mu     sync.Mutex
+	up     bool // forwarding (Start) or refusing (down)
+	closed bool
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
 
-// NewProxy returns a proxy to target ("host:port") on a free port. It does
-// not listen until Start: a client given its URL finds nothing there. It is
-// stopped when the test ends.
+// NewProxy returns a proxy to target ("host:port") on a free port, down
+// until Start. It is closed when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
-	p := &Proxy{t: t, Port: FreeTCPPort(t), target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(p.Stop)
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p := &Proxy{t: t, Port: ln.Addr().(*net.TCPAddr).Port, target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
 	return p
 }
 
 // URL is the proxy's mqtt:// URL.
 func (p *Proxy) URL() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", p.Port) }
 
-// Start listens and forwards (a no-op when already listening).
+// Start forwards new connections to the target.
 func (p *Proxy) Start() {
-	p.t.Helper()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		return
-	}
-	var ln net.Listener
-	var err error
-	for range 100 { // the port was ours; retry briefly if the kernel hesitates
-		if ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port)); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy listen: %v", err)
-	}
-	p.ln = ln
-	p.wg.Add(1)
-	go p.accept(ln)
+	p.up = true
+	p.mu.Unlock()
 }
 
-func (p *Proxy) accept(ln net.Listener) {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
-		c, err := ln.Accept()
+		c, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		up, err := net.DialTimeout("tcp", p.target, time.Second)
+		p.mu.Lock()
+		up := p.up
+		p.mu.Unlock()
+		if !up {
+			reset(c)
+			continue
+		}
+		target, err := net.DialTimeout("tcp", p.target, time.Second)
 		if err != nil {
-			_ = c.Close()
+			reset(c)
 			continue
 		}
 		p.mu.Lock()
-		if p.ln != ln { // stopped meanwhile
+		if !p.up || p.closed { // stopped meanwhile
 			p.mu.Unlock()
-			_ = c.Close()
-			_ = up.Close()
-			return
+			reset(c)
+			_ = target.Close()
+			continue
 		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
+		p.conns[c], p.conns[target] = struct{}{}, struct{}{}
 		p.wg.Add(2)
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		p.mu.Unlock()
+		go p.pipe(c, target)
+		go p.pipe(target, c)
 	}
+}
+
+// reset closes c abruptly (RST).
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
 }
 
 func (p *Proxy) pipe(dst, src net.Conn) {
@@ -97,27 +109,30 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 }
 
 // Cut closes every forwarded connection abruptly (RST, no DISCONNECT) and
-// keeps listening.
+// keeps forwarding new ones.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		_ = c.Close()
+		reset(c)
 	}
 }
 
-// Stop closes the listener and every connection, and waits for its
-// goroutines.
+// Stop takes the proxy down: every connection is cut and new ones are
+// refused (reset) until Start.
 func (p *Proxy) Stop() {
 	p.mu.Lock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
+	p.up = false
 	p.mu.Unlock()
+	p.Cut()
+}
+
+// close releases the port and waits for the proxy's goroutines.
+func (p *Proxy) close() {
+	p.mu.Lock()
+	p.closed, p.up = true, false
+	p.mu.Unlock()
+	_ = p.ln.Close()
 	p.Cut()
 	p.wg.Wait()
 }
