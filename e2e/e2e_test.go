@@ -342,7 +342,7 @@ url = "mqtt://127.0.0.1:%d"
 [queue]
 max_bytes = "1KiB"
 when_full = "drop_newest"
-`, testpeer.FreeTCPPort(t))))
+`, testpeer.NewProxy(t, "127.0.0.1:9").Port))) // held, never started: unreachable
 	var codes []string
 	for i := 0; i < 40; i++ {
 		code, _ := coap(t, p.coap, "post", "/filler", "50", fmt.Sprintf(`{"seq":%d,"pad":"0123456789abcdef"}`, i))

@@ -338,8 +338,9 @@ var statsMessagesRE = regexp.MustCompile(`(?m)^messages\s+(\d+) undelivered`)
 func TestQueueCLIStatsAndPeek(t *testing.T) {
 	const n = 25
 	p := freePorts(t)
-	// An uplink nobody listens on: everything stays queued.
-	g := startGateway(t, queueConfig(p, fmt.Sprintf("mqtt://127.0.0.1:%d", testpeer.FreeTCPPort(t)), ""))
+	// An uplink that refuses (a port held by a proxy never started, so no
+	// test running in parallel can take it): everything stays queued.
+	g := startGateway(t, queueConfig(p, testpeer.NewProxy(t, "127.0.0.1:9").URL(), ""))
 	res := startLoad(t, p.coap, "-clients", "1", "-count", strconv.Itoa(n), "-timeout", "5s").wait(t, 60*time.Second)
 	if res.OK != n {
 		t.Fatalf("coapload: %+v", res)
