@@ -403,17 +403,7 @@ func (p *Point) unscaledInts() bool { return p.scale() == 1 && p.Offset == 0 }
 // 0.01, 0.5, ...). Dividing by n is correctly rounded where multiplying by
 // 0.1 is not (215 * 0.1 = 21.500000000000004, 215 / 10 = 21.5), so a
 // reading shows the decimal the device meant.
-func (p *Point) divisor() float64 {
-	s := p.scale()
-	if math.Abs(s) >= 1 {
-		return 0
-	}
-	n := 1 / s
-	if n != math.Trunc(n) || math.IsInf(n, 0) || 1/n != s {
-		return 0
-	}
-	return n
-}
+func (p *Point) divisor() float64 { return bridge.ScaleDivisor(p.scale()) }
 
 // scaled returns raw * scale + offset.
 func (p *Point) scaled(raw float64) float64 {
@@ -428,35 +418,7 @@ func (p *Point) scaled(raw float64) float64 {
 // 2981 gives 24.95, not 24.950000000000045. It leaves v alone when those
 // places are too many for float64 to hold v exactly to them.
 func (p *Point) roundDecimal(v float64) float64 {
-	d := max(ptDecimals(p.scale()), ptDecimals(p.Offset))
-	if d == 0 || d > 15 {
-		return v
-	}
-	pow := math.Pow10(d)
-	n := v * pow
-	if math.Abs(n) >= 1<<49 {
-		return v
-	}
-	return math.Round(n) / pow
-}
-
-// ptDecimals returns the fewest decimal places of a decimal that reads
-// back as f: 0 for 20, 1 for 0.1, 2 for -273.15; 16 when there are more
-// than 15 (1/3) or f is too large to tell (beyond 2^49 once scaled).
-// A decimal N/10^d with N < 2^53 parses to N / 10^d computed in float64
-// (both exact, the division correctly rounded), which is what it checks.
-func ptDecimals(f float64) int {
-	for d := 0; d <= 15; d++ {
-		pow := math.Pow10(d)
-		n := f * pow
-		if !(math.Abs(n) < 1<<49) {
-			break
-		}
-		if math.Round(n)/pow == f {
-			return d
-		}
-	}
-	return 16
+	return bridge.RoundDecimals(v, max(bridge.Decimals(p.scale()), bridge.Decimals(p.Offset)))
 }
 
 // unscaled returns (v - offset) / scale, the inverse of scaled.
@@ -513,7 +475,7 @@ func (p *Point) Decode(regs []uint16) (bridge.Value, error) {
 		if f != f || math.IsInf(float64(f), 0) {
 			return bridge.Value{}, ErrNotFinite
 		}
-		raw = ptShortestFloat32(f)
+		raw = bridge.ShortestFloat32(f)
 	case TypeFloat64:
 		raw = math.Float64frombits(u)
 		if !ptFinite(raw) {
@@ -602,18 +564,6 @@ func ptScatter(u uint64, pattern string, regs []uint16) {
 			regs[i>>1] |= c
 		}
 	}
-}
-
-// ptShortestFloat32 returns the float64 of the shortest decimal that reads
-// back as f: 21.3 rather than float64(f) = 21.299999237060547.
-func ptShortestFloat32(f float32) float64 {
-	var buf [32]byte
-	b := strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)
-	x, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || float32(x) != f {
-		return float64(f)
-	}
-	return x
 }
 
 // ptDecodeString reads two characters per register, high byte first unless

@@ -518,8 +518,8 @@ func TestDecimals(t *testing.T) {
 		{0, 0}, {20, 0}, {-3, 0}, {0.1, 1}, {-0.5, 1}, {0.01, 2}, {-273.15, 2}, {123.456, 3},
 		{0.001, 3}, {1e-10, 10}, {1.0 / 3, 16}, {1e300, 16}, {math.NaN(), 16}, {math.Inf(1), 16},
 	} {
-		if got := ptDecimals(tc.f); got != tc.want {
-			t.Errorf("ptDecimals(%v) = %d, want %d", tc.f, got, tc.want)
+		if got := bridge.Decimals(tc.f); got != tc.want {
+			t.Errorf("bridge.Decimals(%v) = %d, want %d", tc.f, got, tc.want)
 		}
 	}
 }

@@ -188,7 +188,7 @@ func BenchmarkPipeline(b *testing.B) {
 					// float32 points read as their shortest decimal.
 					for k, p := range pts {
 						if p.Name == "pressure" {
-							pts[k].Value = bridge.Number(psShortestFloat32(float32(p.Value.Num)))
+							pts[k].Value = bridge.Number(bridge.ShortestFloat32(float32(p.Value.Num)))
 						}
 					}
 				}

@@ -1199,8 +1199,8 @@ func psNewBinary(fields []config.UARTField) (*psBinary, error) {
 		if math.IsNaN(f.scale) || math.IsInf(f.scale, 0) {
 			return fail("scale must be a finite number, not %v", f.scale)
 		}
-		f.divisor = psDivisor(f.scale)
-		f.decimals = psDecimals(f.scale)
+		f.divisor = bridge.ScaleDivisor(f.scale)
+		f.decimals = bridge.Decimals(f.scale)
 		p.fields = append(p.fields, f)
 	}
 	return p, nil
@@ -1262,7 +1262,7 @@ func (f *psField) decode(payload []byte) (bridge.Value, error) {
 		if x != x || math.IsInf(float64(x), 0) {
 			return bridge.Value{}, fmt.Errorf("field %q: float32 %v is not a finite number", f.name, x)
 		}
-		raw = psShortestFloat32(x)
+		raw = bridge.ShortestFloat32(x)
 	case psFloat64:
 		raw = math.Float64frombits(u)
 		if !psFinite(raw) {
@@ -1294,7 +1294,7 @@ func (f *psField) decode(payload []byte) (bridge.Value, error) {
 	}
 	v := f.scaled(raw)
 	if f.typ != psFloat32 && f.typ != psFloat64 {
-		v = psRoundDecimal(v, f.decimals)
+		v = bridge.RoundDecimals(v, f.decimals)
 	}
 	if !psFinite(v) {
 		return bridge.Value{}, fmt.Errorf("field %q: %v times scale %v is not a finite number", f.name, raw, f.scale)
@@ -1313,61 +1313,3 @@ func (f *psField) scaled(raw float64) float64 {
 }
 
 func psFinite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-
-// psDivisor returns n when s is exactly 1/n for an integer n ≥ 2 (0.1,
-// 0.01, 0.5, ...), else 0.
-func psDivisor(s float64) float64 {
-	if math.Abs(s) >= 1 {
-		return 0
-	}
-	n := 1 / s
-	if n != math.Trunc(n) || math.IsInf(n, 0) || 1/n != s {
-		return 0
-	}
-	return n
-}
-
-// psRoundDecimal rounds v, a scaled integer reading, to d decimal places
-// (those of the scale): an integer times 0.1 has at most one. It leaves v
-// alone when d is 0 or more than 15, or v is too large for float64 to hold
-// it exactly to d places.
-func psRoundDecimal(v float64, d int) float64 {
-	if d == 0 || d > 15 {
-		return v
-	}
-	pow := math.Pow10(d)
-	n := v * pow
-	if !(math.Abs(n) < 1<<49) {
-		return v
-	}
-	return math.Round(n) / pow
-}
-
-// psDecimals returns the fewest decimal places of a decimal that reads back
-// as f: 0 for 20, 1 for 0.1, 2 for 0.25; 16 when there are more than 15
-// (1/3) or f is too large to tell.
-func psDecimals(f float64) int {
-	for d := 0; d <= 15; d++ {
-		pow := math.Pow10(d)
-		n := f * pow
-		if !(math.Abs(n) < 1<<49) {
-			break
-		}
-		if math.Round(n)/pow == f {
-			return d
-		}
-	}
-	return 16
-}
-
-// psShortestFloat32 returns the float64 of the shortest decimal that reads
-// back as f: 21.3 rather than float64(f) = 21.299999237060547.
-func psShortestFloat32(f float32) float64 {
-	var buf [32]byte
-	b := strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)
-	x, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || float32(x) != f {
-		return float64(f)
-	}
-	return x
-}
