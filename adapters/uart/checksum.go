@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/causeway/causeway/adapters/modbus/wire"
 )
 
 // Checksum verifies and strips a frame's checksum. kind: "none", "nmea",
@@ -83,7 +85,7 @@ func AppendChecksum(kind string, payload []byte) ([]byte, error) {
 		out = append(out, payload...)
 		return append(out, '*', hex[x>>4], hex[x&0x0F]), nil
 	case "crc16-modbus":
-		c := crc16Modbus(payload)
+		c := wire.CRC16(payload)
 		return append(append(out, payload...), byte(c), byte(c>>8)), nil
 	case "crc8":
 		return append(append(out, payload...), crc8SMBus(payload)), nil
@@ -136,7 +138,7 @@ func checkCRC16Modbus(frame []byte) ([]byte, error) {
 		return nil, checksumTooShort("crc16-modbus", 2, len(frame))
 	}
 	body := frame[:n:n]
-	want, got := crc16Modbus(body), uint16(frame[n])|uint16(frame[n+1])<<8
+	want, got := wire.CRC16(body), uint16(frame[n])|uint16(frame[n+1])<<8
 	if want != got {
 		return nil, fmt.Errorf("%w: crc16-modbus 0x%04X, frame says 0x%04X", ErrChecksum, want, got)
 	}
@@ -163,23 +165,6 @@ func checkTrailer8(kind string, sum func([]byte) byte, frame []byte) ([]byte, er
 		return nil, fmt.Errorf("%w: %s 0x%02X, frame says 0x%02X", ErrChecksum, kind, want, got)
 	}
 	return body, nil
-}
-
-// crc16Modbus is CRC-16/MODBUS: poly 0x8005 reflected (0xA001), init 0xFFFF,
-// refin/refout, xorout 0; check ("123456789") 0x4B37.
-func crc16Modbus(p []byte) uint16 {
-	crc := uint16(0xFFFF)
-	for _, b := range p {
-		crc ^= uint16(b)
-		for range 8 {
-			if crc&1 != 0 {
-				crc = crc>>1 ^ 0xA001
-			} else {
-				crc >>= 1
-			}
-		}
-	}
-	return crc
 }
 
 // crc8SMBus is CRC-8/SMBUS: poly 0x07, init 0, no reflection, xorout 0;

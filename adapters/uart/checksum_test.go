@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/causeway/causeway/adapters/modbus/wire"
 )
 
 // checksumKinds are the kinds of the [[uart]] checksum key.
@@ -15,7 +17,7 @@ func checksumKinds() []string {
 // checksum of "123456789" (from the CRC catalogue for the CRCs).
 func TestChecksumCheckValues(t *testing.T) {
 	check := []byte("123456789")
-	if got := crc16Modbus(check); got != 0x4B37 {
+	if got := wire.CRC16(check); got != 0x4B37 {
 		t.Errorf("CRC-16/MODBUS = 0x%04X, want 0x4B37", got)
 	}
 	if got := crc8SMBus(check); got != 0xF4 {
@@ -27,7 +29,7 @@ func TestChecksumCheckValues(t *testing.T) {
 	if got := checksumXOR8(check); got != 0x31 {
 		t.Errorf("xor8 = 0x%02X, want 0x31", got)
 	}
-	if got := crc16Modbus(nil); got != 0xFFFF {
+	if got := wire.CRC16(nil); got != 0xFFFF {
 		t.Errorf("CRC-16/MODBUS of nothing = 0x%04X, want the init value 0xFFFF", got)
 	}
 }
