@@ -547,7 +547,12 @@ func TestObserveDropsStaleNotifications(t *testing.T) {
 func TestObserveWrapAndIntervalReregistration(t *testing.T) {
 	t.Parallel()
 	dev := startFakeDevice(t)
-	h := startDevices(t, fastTiming, config.CoAPDevice{Device: "w", URL: dev.url("/x"), Observe: true, Interval: config.Duration(700 * time.Millisecond)})
+	// A scripted device answers only what the test sends: give a request
+	// time to wait for its answer on a loaded machine (make test runs
+	// packages in parallel) before it counts as unanswered.
+	tm := fastTiming
+	tm.ackTimeout = time.Second
+	h := startDevices(t, tm, config.CoAPDevice{Device: "w", URL: dev.url("/x"), Observe: true, Interval: config.Duration(700 * time.Millisecond)})
 	reg := dev.next(5 * time.Second)
 	dev.send(reg.from, fakeResp{typ: message.Acknowledgement, code: codes.Content, mid: reg.m.MessageID(), token: reg.m.Token(), observe: 1<<24 - 2, maxAge: 60, payload: "1"})
 	dev.send(reg.from, fakeResp{typ: message.NonConfirmable, code: codes.Content, mid: 200, token: reg.m.Token(), observe: 1, maxAge: 60, payload: "2"})

@@ -307,6 +307,17 @@ func (a *Adapter) cycle(ctx context.Context, tr wire.Transport, serial bool, bus
 		d.splitAt = start
 	}
 
+	// Availability first: a consumer sees the device online before its
+	// first reading, offline before the frame of bad points.
+	now := time.Now()
+	if answered {
+		d.failures, d.retryAt = 0, time.Time{}
+		a.setOnline(d, true)
+	} else {
+		d.failures++
+		d.retryAt = now.Add(bridge.Backoff{Min: d.interval, Max: max(MaxBackoff, d.interval)}.Delay(d.failures))
+		a.setOnline(d, false)
+	}
 	f := bridge.Frame{Adapter: a.cfg.Name, Device: d.name, Time: start, Points: make([]bridge.Point, len(d.points))}
 	for i := range d.points {
 		p := &d.points[i]
@@ -322,15 +333,6 @@ func (a *Adapter) cycle(ctx context.Context, tr wire.Transport, serial bool, bus
 		a.stats.frames.Add(1)
 	}
 
-	now := time.Now()
-	if answered {
-		d.failures, d.retryAt = 0, time.Time{}
-		a.setOnline(d, true)
-	} else {
-		d.failures++
-		d.retryAt = now.Add(bridge.Backoff{Min: d.interval, Max: max(MaxBackoff, d.interval)}.Delay(d.failures))
-		a.setOnline(d, false)
-	}
 	// The next tick; a cycle that overran skips the ticks it covered
 	// rather than running them back to back.
 	d.next = d.next.Add(d.interval)

@@ -34,6 +34,12 @@ func (l *availLog) fn(device string, online bool) {
 	l.evs = append(l.evs, s)
 }
 
+func (l *availLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.evs, " ")
+}
+
 func (l *availLog) has(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -134,14 +140,14 @@ func TestRunPollsAndStopsCleanly(t *testing.T) {
 		t.Fatalf("scaled point %+v, want 5", f.Points[1])
 	}
 	if !av.has("dev=online") {
-		t.Fatalf("availability %v", av.evs)
+		t.Fatalf("availability %s", av.String())
 	}
 	r.stop()
 	if r.err != nil {
 		t.Fatalf("Run returned %v after cancel, want nil", r.err)
 	}
 	if !av.has("dev=offline") {
-		t.Fatalf("no offline on shutdown: %v", av.evs)
+		t.Fatalf("no offline on shutdown: %s", av.String())
 	}
 	st := a.Stats()
 	if st.Cycles == 0 || st.Frames == 0 || st.Requests == 0 {
@@ -171,7 +177,7 @@ func TestSerialPortLostEndsRun(t *testing.T) {
 		t.Fatal("Run still running 10s after the serial port vanished")
 	}
 	if !av.has("dev=offline") {
-		t.Fatalf("no offline after the port was lost: %v", av.evs)
+		t.Fatalf("no offline after the port was lost: %s", av.String())
 	}
 }
 
