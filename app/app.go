@@ -17,11 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/causeway/causeway/adapters/coap"
-	"github.com/causeway/causeway/adapters/modbus"
-	"github.com/causeway/causeway/adapters/uart"
 	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/internal/metrics"
 	"github.com/causeway/causeway/mapping"
 	"github.com/causeway/causeway/mqttcore"
 	"github.com/causeway/causeway/queue"
@@ -36,27 +34,58 @@ type Options struct {
 	// DrainTimeout bounds how long shutdown waits for the uplink to flush
 	// its queue before disconnecting. Default 1s.
 	DrainTimeout time.Duration
+	// Version is reported by the metrics (causeway_build_info).
+	Version string
+	// SetLogging applies a reloaded log_level and log_format. Nil: a
+	// reload that changes them is refused (they need a restart).
+	SetLogging func(level, format string) error
+	// ConfigPath is the configuration file ReloadFile reads again (on
+	// SIGHUP, and for POST /-/reload on the HTTP listener). "": reloading
+	// from a file is not available.
+	ConfigPath string
 }
 
 // App is one running gateway.
 type App struct {
-	cfg  *config.Config
 	log  *slog.Logger
 	opts Options
+	gw   string // the gateway id: fixed for the life of the App
 
-	engine   *mapping.Engine
-	bus      *bridge.Bus
-	sup      *bridge.Supervisor
-	adapters []bridge.Adapter
-	coaps    []*coap.Adapter
-	// commanders are the adapters that execute commands, by name.
-	commanders map[string]bridge.Commander
+	// cfg is the configuration in force; Reload replaces it.
+	cfg atomic.Pointer[config.Config]
+	// engine maps frames to messages; Reload swaps it between two frames.
+	engine  atomic.Pointer[mapping.Engine]
+	bus     *bridge.Bus
+	sup     *bridge.Supervisor
+	metrics *metrics.Metrics
+	started time.Time
 
-	mu     sync.Mutex
-	broker mqttcore.Broker
-	uplink mqttcore.Uplink
-	// out is where availability and command results go once Run has
-	// started the sinks.
+	// reloadMu serializes Reload with itself and with Run's start and
+	// shutdown.
+	reloadMu sync.Mutex
+	// runCtx is the context adapters and command workers run under; nil
+	// until Run has started the sources, and again after shutdown began.
+	runCtx context.Context
+
+	mu       sync.Mutex
+	adapters []*adapterRun // in configuration order
+	broker   mqttcore.Broker
+	up       *uplinkRun
+	http     *httpServer
+	// ready is set once every adapter of the first configuration reported
+	// ready (/readyz).
+	ready atomic.Bool
+	// availSeen: the devices each adapter reported availability for.
+	availMu   sync.Mutex
+	availSeen map[string]map[string]bool
+	// statsReset wakes the stats loop after a reload changed stats_interval.
+	statsReset chan struct{}
+
+	// sinkMu: delivering holds it for reading, so that a reload swapping
+	// the uplink knows no message is being handed to the old one.
+	sinkMu sync.RWMutex
+	// out is where the pipeline, availability and command results go once
+	// Run has started the sinks.
 	out atomic.Pointer[sinks]
 	// cmdIn takes command messages (from the built-in broker and the
 	// uplink) once the command dispatcher runs.
@@ -69,6 +98,29 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = time.Second
 	}
+	a := &App{
+		log: log, opts: opts, gw: cfg.Gateway.ID,
+		bus:        bridge.NewBus(BusCapacity),
+		sup:        bridge.NewSupervisor(log, bridge.Backoff{Min: 500 * time.Millisecond, Max: time.Minute}),
+		statsReset: make(chan struct{}, 1),
+	}
+	engine, err := newEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := a.buildAdapters(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg.Store(cfg)
+	a.engine.Store(engine)
+	a.adapters = runs
+	a.metrics = metrics.New(a.snapshot, metrics.Options{Version: opts.Version})
+	return a, nil
+}
+
+// newEngine builds the mapping engine of cfg's routes.
+func newEngine(cfg *config.Config) (*mapping.Engine, error) {
 	routes := make([]mapping.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
 		routes = append(routes, mapping.Route{
@@ -80,57 +132,28 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
-	a := &App{
-		cfg: cfg, log: log, opts: opts, engine: engine,
-		bus:        bridge.NewBus(BusCapacity),
-		sup:        bridge.NewSupervisor(log, bridge.Backoff{Min: 500 * time.Millisecond, Max: time.Minute}),
-		commanders: map[string]bridge.Commander{},
-	}
-	for _, c := range cfg.CoAP {
-		rl := coap.RateLimit{PerSecond: c.RateLimit, Burst: c.RateBurst}
-		if c.RateLimit == 0 {
-			rl.PerSecond = -1 // rate_limit = 0: no limit
-		}
-		ad, err := coap.New(c, coap.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name), RateLimit: rl})
-		if err != nil {
-			return nil, fmt.Errorf("coap %q: %w", c.Name, err)
-		}
-		a.adapters = append(a.adapters, ad)
-		a.coaps = append(a.coaps, ad)
-		if ad.HasCommandDevices() { // [[coap.device]] with a command_path
-			a.commanders[c.Name] = ad
-		}
-	}
-	for _, c := range cfg.Modbus {
-		ad, err := modbus.New(c, modbus.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name)})
-		if err != nil {
-			return nil, fmt.Errorf("modbus %q: %w", c.Name, err)
-		}
-		a.adapters = append(a.adapters, ad)
-		a.commanders[c.Name] = ad
-	}
-	for _, c := range cfg.UART {
-		ad, err := uart.New(c, uart.Deps{Log: log.With("adapter", c.Name), Availability: a.availability(c.Name)})
-		if err != nil {
-			return nil, fmt.Errorf("uart %q: %w", c.Name, err)
-		}
-		a.adapters = append(a.adapters, ad)
-		a.commanders[c.Name] = ad
-	}
-	return a, nil
+	return engine, nil
 }
 
-func (a *App) statusTopic() string { return a.cfg.Gateway.ID + "/status" }
+// Config returns the configuration in force.
+func (a *App) Config() *config.Config { return a.cfg.Load() }
+
+// Metrics returns the gateway's metrics (what /metrics serves).
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
+func (a *App) statusTopic() string { return a.gw + "/status" }
 
 // Run starts the gateway and serves until ctx ends, then shuts down in
 // order: adapters (sources) first, then the pipeline drains the bus, then
 // the uplink flushes (bounded by DrainTimeout) and the broker stops.
 // ready, if not nil, is called once every adapter is serving.
 func (a *App) Run(ctx context.Context, ready func()) error {
+	cfg := a.cfg.Load()
+	a.started = time.Now()
 	// Sinks first.
-	if a.cfg.Broker.Enabled {
+	if cfg.Broker.Enabled {
 		b, err := mqttcore.StartBroker(mqttcore.BrokerOptions{
-			Listen: a.cfg.Broker.Listen,
+			Listen: cfg.Broker.Listen,
 			Log:    a.log,
 		})
 		if err != nil {
@@ -148,66 +171,36 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		}
 	}
 
-	var upWG sync.WaitGroup
-	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer upCancel()
-	if u := a.cfg.Uplink; u != nil {
-		q, err := a.openQueue()
+	if cfg.Uplink != nil {
+		up, err := a.newUplink(cfg, nil)
 		if err != nil {
 			a.stopBroker()
 			return err
 		}
-		defer func() {
-			if err := q.Close(); err != nil {
-				a.log.Error("offline queue close", "err", err)
-			}
-		}()
-		uo := mqttcore.UplinkOptions{
-			URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: string(u.Password),
-			CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile,
-			Keepalive:   u.Keepalive.D(),
-			TopicPrefix: u.TopicPrefix,
-			StatusTopic: a.statusTopic(),
-			Queue:       q,
-			Inflight:    a.cfg.Queue.Inflight,
-			Log:         a.log, // mqttcore adds component=uplink
-		}
-		if u.SubscribeCommands && len(a.commanders) > 0 {
-			uo.Subscriptions = mapping.CommandFilters(a.cfg.Gateway.ID)
-			uo.OnMessage = func(topic string, payload []byte) {
-				if in := a.cmdIn.Load(); in != nil {
-					(*in)(topic, payload)
-				}
-			}
-		}
-		up, err := mqttcore.NewUplink(uo)
-		if err != nil {
-			a.stopBroker()
-			return fmt.Errorf("uplink: %w", err)
-		}
 		a.mu.Lock()
-		a.uplink = up
+		a.up = up
 		a.mu.Unlock()
-		upWG.Add(1)
-		go func() {
-			defer upWG.Done()
-			if err := up.Run(upCtx); err != nil && !errors.Is(err, context.Canceled) {
-				a.log.Error("uplink stopped", "err", err)
-			}
-		}()
+		up.start(ctx)
 	}
 
-	// The pipeline: one consumer keeps frames in order. The sinks are fixed
-	// from here on, so it takes them once rather than per frame.
-	a.mu.Lock()
-	sinks := sinks{broker: a.broker, uplink: a.uplink}
-	a.mu.Unlock()
-	a.out.Store(&sinks)
+	// The pipeline: one consumer keeps frames in order.
+	a.storeSinks()
 	pipeDone := make(chan struct{})
 	go func() {
 		defer close(pipeDone)
-		a.pipeline(sinks)
+		a.pipeline()
 	}()
+
+	if cfg.HTTP != nil {
+		h, err := a.startHTTP(cfg.HTTP.Listen)
+		if err != nil {
+			a.log.Error("HTTP listener disabled", "err", err)
+		} else {
+			a.mu.Lock()
+			a.http = h
+			a.mu.Unlock()
+		}
+	}
 
 	// Sources last.
 	srcCtx, srcCancel := context.WithCancel(ctx)
@@ -216,45 +209,73 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		a.log.Error("commands disabled", "err", err)
 	}
-	supDone := make(chan struct{})
+	statsDone := make(chan struct{})
 	go func() {
-		defer close(supDone)
-		a.sup.Run(srcCtx, a.bus, a.adapters, func() {
-			a.log.Info("gateway ready", a.readyAttrs()...)
-			if ready != nil {
-				ready()
+		defer close(statsDone)
+		a.statsLoop(srcCtx)
+	}()
+
+	a.reloadMu.Lock()
+	a.runCtx = srcCtx
+	a.mu.Lock()
+	runs := append([]*adapterRun(nil), a.adapters...)
+	a.mu.Unlock()
+	var pending atomic.Int64
+	pending.Store(int64(len(runs)))
+	allReady := func() {
+		a.ready.Store(true)
+		a.log.Info("gateway ready", a.readyAttrs()...)
+		if ready != nil {
+			ready()
+		}
+	}
+	if len(runs) == 0 {
+		allReady()
+	}
+	for _, r := range runs {
+		a.startAdapter(srcCtx, r, func() {
+			if pending.Add(-1) == 0 {
+				allReady()
 			}
 		})
-	}()
+	}
+	a.reloadMu.Unlock()
 
 	<-ctx.Done()
 	a.log.Info("shutting down")
+	a.reloadMu.Lock() // no reload from here on
+	a.runCtx = nil
 	srcCancel()
-	<-supDone // every adapter has returned: nothing sends any more
+	a.mu.Lock()
+	runs = append(runs[:0], a.adapters...)
+	a.mu.Unlock()
+	for _, r := range runs {
+		r.stopRun() // every adapter has returned: nothing sends any more
+	}
+	<-statsDone
 	cmdDone()
 	a.bus.Close()
 	<-pipeDone // every frame on the bus is published or queued
 
 	a.mu.Lock()
-	up := a.uplink
+	up, h := a.up, a.http
 	a.mu.Unlock()
 	if up != nil {
-		dctx, cancel := context.WithTimeout(context.Background(), a.opts.DrainTimeout)
-		if err := up.Close(dctx); err != nil {
-			a.log.Warn("uplink close", "err", err)
-		}
-		cancel()
+		up.stop(a.opts.DrainTimeout)
+		up.closeQueue()
 	}
-	upCancel()
-	upWG.Wait()
+	if h != nil {
+		h.close()
+	}
 	a.stopBroker()
+	a.reloadMu.Unlock()
 	a.log.Info("stopped")
 	return nil
 }
 
 // openQueue opens the durable offline queue in data_dir/queue.
-func (a *App) openQueue() (*queue.Queue, error) {
-	qc := a.cfg.Queue
+func (a *App) openQueue(cfg *config.Config) (*queue.Queue, error) {
+	qc := cfg.Queue
 	whenFull, err := mqttcore.ParseWhenFull(qc.WhenFull)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -263,7 +284,7 @@ func (a *App) openQueue() (*queue.Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q, err := queue.Open(filepath.Join(a.cfg.Gateway.DataDir, "queue"), queue.Options{
+	q, err := queue.Open(filepath.Join(cfg.Gateway.DataDir, "queue"), queue.Options{
 		MaxBytes:      int64(qc.MaxBytes),
 		MaxAge:        qc.MaxAge.D(),
 		WhenFull:      whenFull,
@@ -293,10 +314,14 @@ func (a *App) stopBroker() {
 }
 
 func (a *App) readyAttrs() []any {
-	attrs := []any{"gateway", a.cfg.Gateway.ID}
-	for _, c := range a.coaps {
-		if addr := c.Addr(); addr != nil {
-			attrs = append(attrs, c.Name(), addr.String())
+	attrs := []any{"gateway", a.gw}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.adapters {
+		if r.coap != nil {
+			if addr := r.coap.Addr(); addr != nil {
+				attrs = append(attrs, r.name, addr.String())
+			}
 		}
 	}
 	return attrs
@@ -305,12 +330,18 @@ func (a *App) readyAttrs() []any {
 // pipeline maps every frame and hands its messages to the sinks. The
 // frame is acknowledged once every message is published on the built-in
 // broker and accepted by the offline queue for the uplink (durable by the
-// queue's fsync policy), or with the reasons it was not.
-func (a *App) pipeline(s sinks) {
+// queue's fsync policy), or with the reasons it was not. It loads the
+// engine per frame, so a reload swaps the routes between two frames.
+func (a *App) pipeline() {
 	msgs := make([]bridge.Message, 0, 16)
+	m := a.metrics
 	for f := range a.bus.Frames() {
-		msgs = a.engine.Map(&f, msgs[:0])
-		s.deliver(msgs, f.Ack)
+		msgs = a.engine.Load().Map(&f, msgs[:0])
+		a.deliver(msgs, f.Ack)
+		m.Frame(f.Adapter, f.Device)
+		if !f.Received.IsZero() {
+			m.ObserveLatency(time.Since(f.Received))
+		}
 	}
 }
 
@@ -318,6 +349,32 @@ func (a *App) pipeline(s sinks) {
 type sinks struct {
 	broker mqttcore.Broker
 	uplink mqttcore.Uplink
+}
+
+// storeSinks publishes the current broker and uplink to the deliverers.
+func (a *App) storeSinks() {
+	a.mu.Lock()
+	s := sinks{broker: a.broker}
+	if a.up != nil {
+		s.uplink = a.up.up
+	}
+	a.mu.Unlock()
+	a.out.Store(&s)
+}
+
+// deliver hands msgs to the current sinks (nothing before Run started
+// them) and calls ack, if not nil, with the outcome.
+func (a *App) deliver(msgs []bridge.Message, ack bridge.AckFunc) {
+	a.sinkMu.RLock()
+	defer a.sinkMu.RUnlock()
+	s := a.out.Load()
+	if s == nil {
+		if ack != nil {
+			ack(errors.New("gateway not running"))
+		}
+		return
+	}
+	s.deliver(msgs, ack)
 }
 
 // deliver publishes msgs and calls ack (if not nil) with the outcome, at
@@ -421,11 +478,25 @@ func (a *App) BrokerAddr() net.Addr {
 	return nil
 }
 
+// HTTPAddr is the HTTP listener's address, or nil.
+func (a *App) HTTPAddr() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.http == nil {
+		return nil
+	}
+	return a.http.addr()
+}
+
 // CoAPAddrs returns the bound UDP address of each CoAP adapter, by name.
 func (a *App) CoAPAddrs() map[string]net.Addr {
 	out := map[string]net.Addr{}
-	for _, c := range a.coaps {
-		out[c.Name()] = c.Addr()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.adapters {
+		if r.coap != nil {
+			out[r.name] = r.coap.Addr()
+		}
 	}
 	return out
 }

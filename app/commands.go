@@ -21,22 +21,14 @@ const (
 )
 
 // startCommands subscribes to the command topics on the built-in broker
-// (and takes those the uplink receives with subscribe_commands) and runs
-// one worker per adapter that executes commands, in arrival order. The returned function waits for the workers after ctx ended.
+// (and takes those the uplink receives with subscribe_commands) and
+// dispatches them to the command worker of their adapter (started with the
+// adapter), which runs them in arrival order. The returned function waits
+// for the dispatcher after ctx ended.
 func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 	b := a.Broker()
 	var wg sync.WaitGroup
-	queues := make(map[string]chan bridge.Command, len(a.commanders))
-	for name, c := range a.commanders {
-		ch := make(chan bridge.Command, commandQueue)
-		queues[name] = ch
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.commandWorker(ctx, c, ch)
-		}()
-	}
-	gw := a.cfg.Gateway.ID
+	gw := a.gw
 	// The broker calls handle inline, from the publisher's goroutine: it
 	// only copies the message to the dispatcher (publishing from inside
 	// the broker's callback could deadlock it).
@@ -75,14 +67,18 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 				a.publishResult(adapter, device, nil, fmt.Errorf("invalid command: %w", err))
 				continue
 			}
-			ch, ok := queues[adapter]
-			if !ok {
-				a.publishResult(adapter, device, nil, a.noCommandsError(adapter))
+			r := a.adapterNamed(adapter)
+			if r == nil {
+				a.publishResult(adapter, device, nil, fmt.Errorf("no adapter named %s", adapter))
 				continue
 			}
-			select {
-			case ch <- cmd:
-			default:
+			running, full := r.offer(cmd)
+			switch {
+			case !running && r.cmd == nil:
+				a.publishResult(adapter, device, nil, fmt.Errorf("adapter %s (%s) does not accept commands", adapter, r.kind))
+			case !running:
+				a.publishResult(adapter, device, nil, fmt.Errorf("adapter %s is not running", adapter))
+			case full:
 				a.publishResult(adapter, device, nil, fmt.Errorf("too many commands waiting for adapter %s (%d); try again later", adapter, commandQueue))
 			}
 		}
@@ -111,15 +107,6 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 	}, nil
 }
 
-func (a *App) noCommandsError(adapter string) error {
-	for _, ad := range a.adapters {
-		if ad.Name() == adapter {
-			return fmt.Errorf("adapter %s (%s) does not accept commands", adapter, ad.Kind())
-		}
-	}
-	return fmt.Errorf("no adapter named %s", adapter)
-}
-
 func (a *App) commandWorker(ctx context.Context, c bridge.Commander, ch <-chan bridge.Command) {
 	for {
 		select {
@@ -145,36 +132,62 @@ func (a *App) commandWorker(ctx context.Context, c bridge.Commander, ch <-chan b
 // {gateway}/{adapter}/{device}/set/result (QoS 1, not retained), on the
 // built-in broker and through the uplink.
 func (a *App) publishResult(adapter, device string, vals []bridge.PointValue, err error) {
-	s := a.out.Load()
-	if s == nil {
-		return
-	}
+	a.metrics.CommandResult(adapter, err == nil)
 	m := bridge.Message{
-		Topic:   mapping.ResultTopic(a.cfg.Gateway.ID, adapter, device),
+		Topic:   mapping.ResultTopic(a.gw, adapter, device),
 		Payload: mapping.AppendResult(nil, vals, err),
 		QoS:     1, Uplink: true,
 	}
-	s.deliver([]bridge.Message{m}, nil)
+	a.deliver([]bridge.Message{m}, nil)
 }
 
 // availability returns the function through which adapter reports its
 // devices' availability: retained "online"/"offline" on
 // {gateway}/{adapter}/{device}/availability, on the built-in broker and
-// through the uplink.
+// through the uplink. The devices reported are remembered, so that a
+// reload that stops the adapter can clear their retained state.
 func (a *App) availability(adapter string) bridge.AvailabilityFunc {
 	return func(device string, online bool) {
-		s := a.out.Load()
-		if s == nil {
-			return
-		}
 		state := "offline"
 		if online {
 			state = "online"
 		}
+		a.availMu.Lock()
+		if a.availSeen == nil {
+			a.availSeen = map[string]map[string]bool{}
+		}
+		if a.availSeen[adapter] == nil {
+			a.availSeen[adapter] = map[string]bool{}
+		}
+		a.availSeen[adapter][device] = true
+		a.availMu.Unlock()
 		a.log.Info("device availability", "adapter", adapter, "device", device, "state", state)
-		s.deliver([]bridge.Message{{
-			Topic:   a.cfg.Gateway.ID + "/" + adapter + "/" + device + "/availability",
+		a.deliver([]bridge.Message{{
+			Topic:   a.availabilityTopic(adapter, device),
 			Payload: []byte(state), QoS: 1, Retain: true, Uplink: true,
 		}}, nil)
 	}
+}
+
+func (a *App) availabilityTopic(adapter, device string) string {
+	return a.gw + "/" + adapter + "/" + device + "/availability"
+}
+
+// clearAvailability deletes the retained availability of every device
+// adapter reported (an empty retained message), after a reload stopped it:
+// a device that left the configuration must not stay "online" forever. A
+// changed adapter that starts again reports its devices anew.
+func (a *App) clearAvailability(adapter string) {
+	a.availMu.Lock()
+	devices := a.availSeen[adapter]
+	delete(a.availSeen, adapter)
+	a.availMu.Unlock()
+	if len(devices) == 0 {
+		return
+	}
+	msgs := make([]bridge.Message, 0, len(devices))
+	for d := range devices {
+		msgs = append(msgs, bridge.Message{Topic: a.availabilityTopic(adapter, d), QoS: 1, Retain: true, Uplink: true})
+	}
+	a.deliver(msgs, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 var (
@@ -42,6 +43,7 @@ func (b *Bus) TrySend(f Frame) error {
 	if b.closed {
 		return ErrClosed
 	}
+	f.Received = time.Now()
 	select {
 	case b.ch <- f:
 		b.sent.Add(1)
@@ -60,6 +62,7 @@ func (b *Bus) Send(ctx context.Context, f Frame) error {
 	if b.closed {
 		return ErrClosed
 	}
+	f.Received = time.Now()
 	select {
 	case b.ch <- f:
 		b.sent.Add(1)

@@ -208,6 +208,10 @@ type Frame struct {
 	Time    time.Time // when the reading was taken
 	Points  []Point
 	Raw     []byte // optional raw bytes, for debugging only
+	// Received is when the frame entered the bus (set by the bus): the
+	// start of the end-to-end latency the gateway measures, independent of
+	// the device's clock.
+	Received time.Time
 
 	// Ack, when set, is called exactly once with the outcome. Producers that
 	// must not report success to a device before the reading is safe (a CoAP

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,32 +97,59 @@ func NewSupervisor(log *slog.Logger, backoff Backoff) *Supervisor {
 // returned. allReady, if not nil, is called once every adapter has reported
 // ready for the first time.
 func (s *Supervisor) Run(ctx context.Context, bus *Bus, adapters []Adapter, allReady func()) {
-	var wg sync.WaitGroup
 	var pending atomic.Int64
 	pending.Store(int64(len(adapters)))
 	if len(adapters) == 0 && allReady != nil {
 		allReady()
 	}
+	stops := make([]func(), 0, len(adapters))
 	for _, a := range adapters {
-		st := &adapterState{kind: a.Kind()}
-		s.mu.Lock()
-		s.states[a.Name()] = st
-		s.mu.Unlock()
-		var once sync.Once
-		firstReady := func() {
-			once.Do(func() {
-				if pending.Add(-1) == 0 && allReady != nil {
-					allReady()
-				}
-			})
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.loop(ctx, bus, a, st, firstReady)
-		}()
+		stops = append(stops, s.Start(ctx, bus, a, func() {
+			if pending.Add(-1) == 0 && allReady != nil {
+				allReady()
+			}
+		}))
 	}
-	wg.Wait()
+	<-ctx.Done()
+	for _, stop := range stops {
+		stop()
+	}
+}
+
+// Start runs a under supervision (restarted with backoff when it fails)
+// until ctx ends or stop is called. firstReady, if not nil, is called once,
+// the first time a reports ready. stop cancels a, waits until its Run has
+// returned and forgets its state; it may be called more than once. An
+// adapter whose name is already supervised replaces that entry's state:
+// stop the old one first.
+func (s *Supervisor) Start(ctx context.Context, bus *Bus, a Adapter, firstReady func()) (stop func()) {
+	st := &adapterState{kind: a.Kind()}
+	s.mu.Lock()
+	s.states[a.Name()] = st
+	s.mu.Unlock()
+	var once sync.Once
+	ready := func() {
+		once.Do(func() {
+			if firstReady != nil {
+				firstReady()
+			}
+		})
+	}
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.loop(actx, bus, a, st, ready)
+	}()
+	return func() {
+		cancel()
+		<-done
+		s.mu.Lock()
+		if s.states[a.Name()] == st {
+			delete(s.states, a.Name())
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *Supervisor) loop(ctx context.Context, bus *Bus, a Adapter, st *adapterState, firstReady func()) {
@@ -184,5 +213,6 @@ func (s *Supervisor) States() []AdapterState {
 		}
 		out = append(out, as)
 	}
+	slices.SortFunc(out, func(a, b AdapterState) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

@@ -359,7 +359,7 @@ func TestErrors(t *testing.T) {
 		{"inline array of tables", false, "coap = [\n  { name = \"a\" },\n  { name = \"b\", max_payload = \"1XB\", listen = \":1\" },\n]\n", want{"coap[1].max_payload", 3, "invalid size"}},
 		{"crlf and bom", false, "\xef\xbb\xbf[gateway]\r\n\r\nlog_level = \"x\"\r\n", want{"gateway.log_level", 3, "invalid value"}},
 		{"quoted key", false, "[gateway]\n\"log level\" = \"info\"\n", want{`gateway."log level"`, 2, "unknown key"}},
-		{"unsupported http", false, "[http]\n", want{"http", 1, "is not supported yet in this version"}},
+		{"http listen", false, "[http]\nlisten = \"localhost\"\n", want{"http.listen", 2, `not a "host:port" address`}},
 		{"unsupported homeassistant", false, "[homeassistant]\nenabled = true\n", want{"homeassistant.enabled", 2, "is not supported yet in this version"}},
 		{"unsupported broker user", false, "[[broker.user]]\nname = \"a\"\npassword = \"p\"\n", want{"broker.user[0]", 1, "is not supported yet in this version"}},
 		{"unsupported tls_listen", false, "[broker]\ntls_listen = \"127.0.0.1:8883\"\ntls_cert_file = \"/etc/hostname\"\ntls_key_file = \"/etc/hostname\"\n", want{"broker.tls_listen", 2, "is not supported yet in this version"}},
@@ -630,7 +630,7 @@ func TestReferenceFile(t *testing.T) {
 	}
 	// Without AllowUnsupported every feature not built yet is named.
 	errs = parseErrs(t, src, false)
-	for _, p := range []string{"http", "broker.user[0]"} {
+	for _, p := range []string{"broker.user[0]"} {
 		found := false
 		for _, e := range errs {
 			found = found || e.Path == p && strings.Contains(e.Msg, "not supported yet")

@@ -10,9 +10,6 @@ const notYet = "is not supported yet in this version"
 //
 // ParseOptions.AllowUnsupported skips this function.
 func unsupported(c *Config, d *decoder) {
-	if c.HTTP != nil {
-		d.errorf("http", "[http] (metrics and health endpoints) %s", notYet)
-	}
 	if c.Broker.Websocket != "" {
 		d.errorf("broker.websocket", "MQTT over WebSocket %s", notYet)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/causeway/causeway/app"
 	"github.com/causeway/causeway/config"
+	"github.com/causeway/causeway/internal/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,6 +39,8 @@ commands:
   run     -c FILE   start the gateway (default FILE: gateway.toml)
   check   -c FILE   report every configuration error (exit 1), or print the
                     effective configuration with secrets redacted (exit 0)
+  reload  -c FILE   check FILE, then make the running gateway apply it (over
+                    [http] when configured, else SIGHUP to the pid in data_dir)
   queue stats -c FILE          summarize the offline queue in data_dir
   queue peek  -c FILE [-n 10]  print the next undelivered messages
                     (both read the files of a stopped gateway)
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdQueue(rest, stdout, stderr)
 	case "modbus":
 		return cmdModbus(rest, stdout, stderr)
+	case "reload":
+		return cmdReload(rest, stdout, stderr)
 	case "ports":
 		return cmdPorts(rest, stdout, stderr)
 	case "version", "-v", "--version":
@@ -147,23 +152,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	switch cfg.Gateway.LogLevel {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		level = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Gateway.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+// newLogger returns the gateway's logger (text or JSON; under journald
+// without timestamps and with priority prefixes) and its control, through
+// which a reload changes the level and format.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *logging.Control) {
+	return logging.New(w, logging.Options{
+		Level:    cfg.Gateway.LogLevel,
+		Format:   cfg.Gateway.LogFormat,
+		Journald: logging.UnderJournald(),
+	})
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
@@ -171,14 +168,26 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	// From here SIGHUP asks for a reload instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	path := fl.config
 	cfg, ok := load(path, stderr)
 	if !ok {
 		fmt.Fprintln(stderr, "gateway: refusing to start; fix the errors above (gateway check -c FILE lists them)")
 		return 1
 	}
-	log := newLogger(cfg, stderr)
-	a, err := app.New(cfg, log, app.Options{})
+	log, logCtl := newLogger(cfg, stderr)
+	a, err := app.New(cfg, log, app.Options{
+		Version:    version,
+		ConfigPath: path,
+		SetLogging: func(level, format string) error {
+			o := logCtl.Options() // keeps journald mode and the rate limits
+			o.Level, o.Format = level, format
+			return logCtl.Set(o)
+		},
+	})
 	if err != nil {
 		log.Error("refusing to start", "err", err)
 		return 1
@@ -198,8 +207,39 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	log.Info("starting", "version", version, "config", path, "gateway", cfg.Gateway.ID)
-	if err := a.Run(ctx, nil); err != nil {
+	pidFile, err := writePIDFile(cfg.Gateway.DataDir)
+	if err != nil {
+		log.Error("refusing to start", "err", err)
+		return 1
+	}
+	defer os.Remove(pidFile)
+	// SIGHUP reloads the configuration file once the gateway is ready (one
+	// received earlier waits); a bad file is refused and logged, and the
+	// running configuration stays in force.
+	ready := make(chan struct{})
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ready:
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration", "config", path)
+				_ = a.ReloadFile() // the outcome is logged
+			}
+		}
+	}()
+	log.Info("starting", "version", version, "config", path, "gateway", cfg.Gateway.ID, "pid", os.Getpid())
+	err = a.Run(ctx, func() { close(ready) })
+	stop()
+	<-hupDone
+	if err != nil {
 		log.Error("gateway failed", "err", err)
 		return 1
 	}
