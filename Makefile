@@ -16,6 +16,7 @@ TEST_DEBS := mosquitto mosquitto-clients libcoap3-bin socat libmodbus-dev gcc pk
 TEST_BINS := mosquitto mosquitto_sub coap-client-notls socat gcc pkg-config
 
 .PHONY: all build run test test-deps vet lint bench cross clean fuzz
+.PHONY: cross-amd64 cross-arm64 cross-armv7 cross-armv6 package package-amd64 package-arm64 package-armhf
 
 all: build
 
@@ -41,7 +42,8 @@ test-deps:
 vet:
 	$(GO) vet ./...
 
-test: test-deps $(BIN)/modbus-testserver vet
+# cross: CI builds the arm binaries too.
+test: test-deps $(BIN)/modbus-testserver vet cross
 	PATH="$$PATH:/usr/sbin" $(GO) test -count=1 -race -timeout 8m $(RACE_PKGS)
 	PATH="$$PATH:/usr/sbin" $(GO) test -count=1 -timeout 5m $(PURE_PKGS)
 
@@ -73,12 +75,40 @@ bench: test-deps
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/uart.sh | tee $(BIN)/bench-uart.txt
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/coap.sh | tee $(BIN)/bench-coap.txt
 
-cross:
+# Static (CGO_ENABLED=0), stripped builds, each printing its size:
+# bin/gateway-linux-{arm64,armv7,armv6} (`make cross`) and bin/gateway-linux-amd64.
+CROSS_ENV_amd64 := GOARCH=amd64
+CROSS_ENV_arm64 := GOARCH=arm64
+CROSS_ENV_armv7 := GOARCH=arm GOARM=7
+CROSS_ENV_armv6 := GOARCH=arm GOARM=6
+
+cross: cross-arm64 cross-armv7 cross-armv6
+
+cross-amd64 cross-arm64 cross-armv7 cross-armv6:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-arm64 ./cmd/gateway
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-armv7 ./cmd/gateway
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-armv6 ./cmd/gateway
-	@ls -l $(BIN)/gateway-linux-*
+	CGO_ENABLED=0 GOOS=linux $(CROSS_ENV_$(@:cross-%=%)) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway-linux-$(@:cross-%=%) ./cmd/gateway
+	@f=$(BIN)/gateway-linux-$(@:cross-%=%); b=$$(stat -c %s $$f); \
+	  printf '%s: %s bytes (%s MiB)\n' "$$f" "$$b" "$$(awk -v b=$$b 'BEGIN { printf "%.1f", b / 1048576 }')"
+
+# Debian packages, built with nfpm from packaging/ (docs/install.md):
+# bin/causeway_<version>_{arm64,armhf,amd64}.deb; armhf is the ARMv6 build (every Pi).
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DEB_VERSION = $(shell bash packaging/debversion.sh '$(VERSION)')
+# $(call deb,<binary suffix>,<nfpm arch>,<Debian arch>)
+deb = rm -f $(BIN)/causeway_*_$(3).deb; \
+	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$(2) GATEWAY_BIN=$(BIN)/gateway-linux-$(1) \
+	$(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(BIN)/
+
+package: package-arm64 package-armhf package-amd64
+
+package-amd64: cross-amd64
+	$(call deb,amd64,amd64,amd64)
+
+package-arm64: cross-arm64
+	$(call deb,arm64,arm64,arm64)
+
+package-armhf: cross-armv6
+	$(call deb,armv6,arm6,armhf)
 
 clean:
 	rm -rf $(BIN)
