@@ -68,7 +68,7 @@ fuzz:
 # bench/queue.sh: the offline queue (segment log vs bbolt, replay, restart).
 bench: test-deps
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem ./mapping/ ./adapters/coap/ ./mqttcore/ ./bridge/ | tee $(BIN)/bench-go.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping/ ./adapters/coap/ ./mqttcore/ ./bridge/ ./internal/metrics/ ./internal/logging/ | tee $(BIN)/bench-go.txt
 	PATH="$$PATH:/usr/sbin" bash bench/run.sh
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/queue.sh | tee $(BIN)/bench-queue.txt
 	set -o pipefail; PATH="$$PATH:/usr/sbin" bash bench/modbus.sh | tee $(BIN)/bench-modbus.txt
