@@ -17,7 +17,7 @@ func reportRate(b *testing.B, n int) {
 func BenchmarkBrokerPublishInline(b *testing.B) {
 	payload := []byte(`{"time":"2026-11-25T10:00:00.123Z","temperature":21.5,"humidity":40}`)
 	setup := func(b *testing.B) *MochiBroker {
-		br, err := StartBroker(BrokerOptions{Listen: "127.0.0.1:0", Log: discardLogger()})
+		br, err := StartBroker(BrokerOptions{Listen: "127.0.0.1:0", AllowAnonymous: true, Log: discardLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}

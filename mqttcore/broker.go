@@ -1,6 +1,7 @@
 package mqttcore
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,7 +14,9 @@ import (
 )
 
 // Broker is the gateway's built-in MQTT broker. Local applications connect
-// to it over TCP; the gateway itself publishes and subscribes in-process.
+// to it over TCP, TLS or WebSocket, as users with topic filters or
+// anonymously; the gateway itself publishes and subscribes in-process,
+// unrestricted.
 type Broker interface {
 	// Publish delivers a message to the broker's subscribers in-process (no
 	// socket). A retained message is kept for later subscribers. It never
@@ -41,27 +44,43 @@ type BrokerStats struct {
 	MessagesDropped  int64 // deliveries dropped: a client's pending-write or in-flight limit was reached
 	SlowDisconnects  int64 // clients disconnected because they did not read their messages
 	Retained         int64 // retained messages held
+	AuthRefused      int64 // CONNECTs refused: no or bad credentials, or a will topic outside the user's filters
+	ACLDenied        int64 // publishes, subscriptions and deliveries refused by a user's topic filters
 }
 
 // Defaults of BrokerOptions.
 const (
-	DefaultMaxClients         = 256
-	DefaultClientBufferBytes  = 1 << 20
-	DefaultClientWritePending = 256
-	DefaultClientMaxInflight  = 1024
-	DefaultMaxPacketSize      = 1 << 20
-	DefaultMaxSessionExpiry   = 24 * time.Hour
-	DefaultClientWriteTimeout = 30 * time.Second
+	DefaultMaxClients           = 256
+	DefaultClientBufferBytes    = 1 << 20
+	DefaultClientWritePending   = 256
+	DefaultClientMaxInflight    = 1024
+	DefaultMaxPacketSize        = 1 << 20
+	DefaultMaxSessionExpiry     = 24 * time.Hour
+	DefaultClientWriteTimeout   = 30 * time.Second
+	DefaultBrokerConnectTimeout = 10 * time.Second
 )
 
-// BrokerOptions configures the built-in broker. Zero values take defaults.
-//
-// Authentication (users, ACLs, allow_anonymous), the TLS listener and the
-// WebSocket listener come later as further fields here; until then every
-// client is allowed, so Listen should stay on loopback.
+// BrokerOptions configures the built-in broker. Zero values take defaults,
+// except AllowAnonymous: with no Users and AllowAnonymous false, no client
+// can connect (the gateway's in-process Publish and Subscribe still work).
 type BrokerOptions struct {
 	// Listen is the TCP listen address, "" for no TCP listener.
 	Listen string
+	// TLSListen is the MQTT-over-TLS listen address, "" for none; it needs
+	// TLSCertFile and TLSKeyFile (PEM). The files are read again when they
+	// change, so a renewed certificate needs no restart.
+	TLSListen, TLSCertFile, TLSKeyFile string
+	// WebSocket is the MQTT-over-WebSocket listen address, "" for none.
+	// Only the path WebSocketPath ("/mqtt") upgrades.
+	WebSocket string
+	// Users may connect with their name and password; their topic filters
+	// restrict what they publish and subscribe to.
+	Users []BrokerUser
+	// AllowAnonymous admits clients that give no user name, with full
+	// access. The configuration's default is true only while every
+	// listener is on loopback; StartBroker logs a warning when it is true
+	// with a listener beyond loopback.
+	AllowAnonymous bool
 	// Log receives the broker's log lines (mochi's own output is routed
 	// here: its Info lines at Debug, its warnings rate-limited).
 	Log *slog.Logger
@@ -84,6 +103,9 @@ type BrokerOptions struct {
 	MaxSessionExpiry time.Duration
 	// WriteTimeout bounds one blocked socket write to a client.
 	WriteTimeout time.Duration
+	// ConnectTimeout bounds the time from accepting a connection to
+	// reading its CONNECT (TLS handshake and WebSocket upgrade included).
+	ConnectTimeout time.Duration
 }
 
 func (o *BrokerOptions) setDefaults() {
@@ -114,13 +136,18 @@ func (o *BrokerOptions) setDefaults() {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultClientWriteTimeout
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultBrokerConnectTimeout
+	}
 }
 
 // MochiBroker is the Broker implemented with github.com/mochi-mqtt/server.
 type MochiBroker struct {
-	srv  *mqtt.Server
-	log  *slog.Logger
-	addr net.Addr
+	srv     *mqtt.Server
+	log     *slog.Logger
+	addr    net.Addr // TCP
+	tlsAddr net.Addr
+	wsAddr  net.Addr
 
 	subID     atomic.Int64
 	slow      atomic.Int64
@@ -129,12 +156,17 @@ type MochiBroker struct {
 	writers   sync.WaitGroup // boundedConn writer goroutines
 	writes    atomic.Uint64  // Write calls on client connections
 	slowLog   *rateLimiter
+
+	auth        *authHook
+	authRefused atomic.Int64
+	aclDenied   atomic.Int64
+	authLog     *rateLimiter
 }
 
 var _ Broker = (*MochiBroker)(nil)
 
-// StartBroker starts the built-in broker and, if opts.Listen is set, its
-// TCP listener.
+// StartBroker starts the built-in broker and its listeners: TCP (Listen),
+// TLS (TLSListen) and WebSocket (WebSocket), each when set.
 func StartBroker(opts BrokerOptions) (*MochiBroker, error) {
 	opts.setDefaults()
 	log := opts.Log.With(slog.String("component", "broker"))
@@ -146,43 +178,130 @@ func StartBroker(opts BrokerOptions) (*MochiBroker, error) {
 	caps.MaximumPacketSize = opts.MaxPacketSize
 	caps.MaximumSessionExpiryInterval = uint32(opts.MaxSessionExpiry / time.Second)
 
-	b := &MochiBroker{log: log, slowLog: newRateLimiter(logInterval)}
+	b := &MochiBroker{log: log, slowLog: newRateLimiter(logInterval), authLog: newRateLimiter(logInterval)}
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient:           true,
 		Capabilities:           caps,
 		Logger:                 slog.New(newMochiHandler(log.Handler())),
 		SysTopicResendInterval: 10,
 	})
-	if err := b.srv.AddHook(new(allowAllHook), nil); err != nil {
+	auth, err := newAuthHook(b, b.srv, opts.Users, opts.AllowAnonymous)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.auth = auth
+	if err := b.srv.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
 	if err := b.srv.AddHook(&dropHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add drop hook: %w", err)
 	}
-	if opts.Listen != "" {
-		ln, err := net.Listen("tcp", opts.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("broker: listen %s: %w", opts.Listen, err)
-		}
-		b.addr = ln.Addr()
-		bl := newBoundedListener(ln, connLimits{
-			maxPending:   opts.ClientBufferBytes,
-			writeTimeout: opts.WriteTimeout,
-			onSlow:       b.onSlowClient,
-			wg:           &b.writers,
-			writes:       &b.writes,
-		})
-		if err := b.srv.AddListener(&mqttListener{id: "tcp", bl: bl, srv: b.srv}); err != nil {
-			_ = ln.Close()
-			return nil, fmt.Errorf("broker: add listener %s: %w", opts.Listen, err)
+	lns, err := b.openListeners(&opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lns {
+		if err := b.srv.AddListener(l); err != nil {
+			for _, l := range lns {
+				l.Close(nil)
+			}
+			return nil, fmt.Errorf("broker: add listener %s: %w", l.id, err)
 		}
 	}
 	if err := b.srv.Serve(); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
-	log.Info("built-in broker started", slog.Any("listen", b.addr))
+	attrs := []any{slog.Int("users", len(opts.Users)), slog.Bool("allow_anonymous", opts.AllowAnonymous)}
+	for _, a := range []struct {
+		key  string
+		addr net.Addr
+	}{{"listen", b.addr}, {"tls_listen", b.tlsAddr}, {"websocket", b.wsAddr}} {
+		if a.addr != nil {
+			attrs = append(attrs, slog.String(a.key, a.addr.String()))
+		}
+	}
+	log.Info("built-in broker started", attrs...)
+	b.warnAccess(&opts)
 	return b, nil
+}
+
+// openListeners opens the configured listeners; on an error it closes
+// those already open.
+func (b *MochiBroker) openListeners(opts *BrokerOptions) (lns []*mqttListener, err error) {
+	defer func() {
+		if err != nil {
+			for _, l := range lns {
+				_ = l.bl.Close()
+			}
+		}
+	}()
+	limits := connLimits{
+		maxPending:   opts.ClientBufferBytes,
+		writeTimeout: opts.WriteTimeout,
+		onSlow:       b.onSlowClient,
+		wg:           &b.writers,
+		writes:       &b.writes,
+	}
+	add := func(id string, ln net.Listener) {
+		lns = append(lns, &mqttListener{id: id, bl: newBoundedListener(ln, limits), srv: b.srv})
+	}
+	if opts.Listen != "" {
+		ln, err := net.Listen("tcp", opts.Listen)
+		if err != nil {
+			return lns, fmt.Errorf("broker: listen %s: %w", opts.Listen, err)
+		}
+		b.addr = ln.Addr()
+		add("tcp", connectDeadlineListener{ln, opts.ConnectTimeout})
+	}
+	if opts.TLSListen != "" {
+		certs, err := newCertReloader(opts.TLSCertFile, opts.TLSKeyFile, b.log)
+		if err != nil {
+			return lns, fmt.Errorf("broker: tls_listen %s: %w", opts.TLSListen, err)
+		}
+		ln, err := net.Listen("tcp", opts.TLSListen)
+		if err != nil {
+			return lns, fmt.Errorf("broker: listen %s: %w", opts.TLSListen, err)
+		}
+		b.tlsAddr = ln.Addr()
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+		add("tls", tlsListener{connectDeadlineListener{ln, opts.ConnectTimeout}, cfg})
+	}
+	if opts.WebSocket != "" {
+		ln, err := net.Listen("tcp", opts.WebSocket)
+		if err != nil {
+			return lns, fmt.Errorf("broker: listen %s: %w", opts.WebSocket, err)
+		}
+		b.wsAddr = ln.Addr()
+		add("ws", newWSListener(ln, opts.ConnectTimeout, b.log))
+	}
+	return lns, nil
+}
+
+// warnAccess logs the access settings that are probably a mistake.
+func (b *MochiBroker) warnAccess(opts *BrokerOptions) {
+	var open []any
+	for _, a := range []struct {
+		key  string
+		addr net.Addr
+	}{{"listen", b.addr}, {"tls_listen", b.tlsAddr}, {"websocket", b.wsAddr}} {
+		if a.addr != nil && !isLoopbackAddr(a.addr) {
+			open = append(open, slog.String(a.key, a.addr.String()))
+		}
+	}
+	listening := b.addr != nil || b.tlsAddr != nil || b.wsAddr != nil
+	switch {
+	case opts.AllowAnonymous && len(open) > 0:
+		b.log.Warn("anonymous clients allowed on a non-loopback listener: any client that reaches it may publish and subscribe to every topic, commands included", open...)
+	case !opts.AllowAnonymous && len(opts.Users) == 0 && listening:
+		b.log.Warn("the broker has no users and refuses anonymous clients: no client can connect")
+	}
+}
+
+// isLoopbackAddr reports whether a bound listener accepts only local clients.
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func (b *MochiBroker) onSlowClient(remote string) {
@@ -234,6 +353,13 @@ func (b *MochiBroker) Subscribe(filter string, fn func(topic string, payload []b
 // Addr implements Broker.
 func (b *MochiBroker) Addr() net.Addr { return b.addr }
 
+// TLSAddr is the TLS listen address, nil without a TLS listener.
+func (b *MochiBroker) TLSAddr() net.Addr { return b.tlsAddr }
+
+// WSAddr is the WebSocket listen address, nil without a WebSocket listener;
+// clients connect to ws://{WSAddr}/mqtt.
+func (b *MochiBroker) WSAddr() net.Addr { return b.wsAddr }
+
 // Stats implements Broker.
 func (b *MochiBroker) Stats() BrokerStats {
 	info := b.srv.Info.Clone()
@@ -244,6 +370,8 @@ func (b *MochiBroker) Stats() BrokerStats {
 		MessagesDropped:  info.MessagesDropped + info.InflightDropped,
 		SlowDisconnects:  b.slow.Load(),
 		Retained:         info.Retained,
+		AuthRefused:      b.authRefused.Load(),
+		ACLDenied:        b.aclDenied.Load(),
 	}
 }
 
@@ -265,7 +393,7 @@ func (b *MochiBroker) Close() error {
 // the connections: it waits until no client write happened for
 // quiesceIdle, for at most quiesceMax.
 func (b *MochiBroker) quiesce() {
-	if b.addr == nil {
+	if b.addr == nil && b.tlsAddr == nil && b.wsAddr == nil {
 		return
 	}
 	deadline := time.Now().Add(quiesceMax)
@@ -285,23 +413,6 @@ const (
 	quiesceIdle = 20 * time.Millisecond
 	quiesceMax  = 500 * time.Millisecond
 )
-
-// allowAllHook lets every client connect, publish and subscribe. It stands
-// in until the broker's users and ACLs are implemented. (mochi's own
-// auth.AllowHook is the same, but its package pulls in a YAML dependency.)
-type allowAllHook struct {
-	mqtt.HookBase
-}
-
-func (h *allowAllHook) ID() string { return "allow-all" }
-
-func (h *allowAllHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-
-func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-
-func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 // dropHook logs (rate-limited) a delivery the engine dropped because the
 // client's pending-write queue was full: counted in Stats, never silent.

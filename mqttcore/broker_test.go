@@ -30,6 +30,9 @@ func startTestBroker(t testing.TB, opts BrokerOptions) *MochiBroker {
 	if opts.Log == nil {
 		opts.Log = newTestLogger(t)
 	}
+	if len(opts.Users) == 0 {
+		opts.AllowAnonymous = true // the tests without users predate authentication
+	}
 	b, err := StartBroker(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -50,6 +50,8 @@ commands:
   modbus read -url URL [-unit 1 -table holding -address 0 -count 1
               -type uint16 -order ABCD ...]   read and decode values from a
                     device: the commissioning tool (gateway modbus -h)
+  hash-password     read a password on standard input, print its bcrypt hash
+                    for password_hash in a [[broker.user]]
   version           print the version
 `
 
@@ -72,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(rest, stdout, stderr)
 	case "ports":
 		return cmdPorts(rest, stdout, stderr)
+	case "hash-password":
+		return cmdHashPassword(rest, os.Stdin, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

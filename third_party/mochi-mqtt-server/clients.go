@@ -157,6 +157,12 @@ type ClientState struct {
 	outboundQty     int32                // number of messages currently in the outbound queue
 	Keepalive       uint16               // the number of seconds the connection can wait
 	ServerKeepalive bool                 // keepalive was set by the server
+
+	// causeway patch 4: the QoS 1/2 messages held back by the client's
+	// Receive Maximum, oldest first, and the lock that orders them with
+	// the new ones (Server.publishToClient, Server.sendDeferred).
+	deferMu  sync.Mutex
+	deferred []packets.Packet
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server

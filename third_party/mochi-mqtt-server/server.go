@@ -542,7 +542,9 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 	}
 
 	if cl.Properties.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
-		return packets.ErrUnspecifiedError
+		// causeway patch 5: 0x85 is sent to a 3.1.1 client as return code 2,
+		// identifier rejected [MQTT-3.1.3-8]; upstream sent 0x80, which 3.1.1 does not define.
+		return packets.ErrClientIdentifierNotValid
 	}
 
 	if cl.Properties.ProtocolVersion < s.Options.Capabilities.MinimumProtocolVersion {
@@ -716,18 +718,47 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		return err
 	}
 
-	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
-		next, ok := cl.State.Inflight.NextImmediate()
-		if ok {
-			_ = cl.WritePacket(next)
-			if ok := cl.State.Inflight.Delete(next.PacketID); ok {
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
-			cl.State.Inflight.DecreaseSendQuota()
-		}
-	}
+	// causeway patch 4: send the messages held back by the client's Receive
+	// Maximum now that an acknowledgement may have freed quota. (Upstream
+	// sent one with Inflight.NextImmediate, in no defined order, and then
+	// deleted it from the in-flight map, so its PUBACK never returned the
+	// quota: after Receive Maximum held-back messages the client got no
+	// QoS 1/2 message again.)
+	s.sendDeferred(cl)
 
 	return nil
+}
+
+// sendDeferred sends, oldest first, the QoS 1/2 messages held back by the
+// client's Receive Maximum, as far as its send quota allows. causeway patch 4.
+func (s *Server) sendDeferred(cl *Client) {
+	cl.State.deferMu.Lock()
+	defer cl.State.deferMu.Unlock()
+	n := 0
+	for n < len(cl.State.deferred) && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
+		out := cl.State.deferred[n]
+		n++
+		if _, ok := cl.State.Inflight.Get(out.PacketID); !ok {
+			continue // cleared meanwhile
+		}
+		cl.State.Inflight.Set(out) // in flight now: its own expiry again
+		cl.State.Inflight.DecreaseSendQuota()
+		select {
+		case cl.State.outbound <- &out:
+			atomic.AddInt32(&cl.State.outboundQty, 1)
+		default:
+			atomic.AddInt64(&s.Info.MessagesDropped, 1)
+			cl.ops.hooks.OnPublishDropped(cl, out)
+			if ok := cl.State.Inflight.Delete(out.PacketID); ok {
+				atomic.AddInt64(&s.Info.Inflight, -1)
+			}
+			cl.State.Inflight.IncreaseSendQuota()
+		}
+	}
+	cl.State.deferred = cl.State.deferred[n:]
+	if len(cl.State.deferred) == 0 {
+		cl.State.deferred = nil
+	}
 }
 
 // processConnect processes a Connect packet. The packet cannot be used to establish
@@ -1062,6 +1093,9 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if out.FixedHeader.Qos > 0 {
+		// causeway patch 4: one lock orders held-back and new messages.
+		cl.State.deferMu.Lock()
+		defer cl.State.deferMu.Unlock()
 		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) {
 			// add hook?
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
@@ -1078,18 +1112,28 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		}
 
 		out.PacketID = uint16(i) // [MQTT-2.2.1-4]
-		sentQuota := atomic.LoadInt32(&cl.State.Inflight.sendQuota)
+
+		// causeway patch 4: hold the message back while the client's
+		// Receive Maximum is reached, or older messages are held back
+		// (order); sendDeferred sends it when acknowledgements free quota.
+		// In the in-flight map meanwhile (Expiry -1: not sent yet), so it
+		// counts against MaximumInflight and is resent on a reconnect.
+		if atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 &&
+			(len(cl.State.deferred) > 0 || atomic.LoadInt32(&cl.State.Inflight.sendQuota) == 0) {
+			held := out
+			held.Expiry = -1
+			if ok := cl.State.Inflight.Set(held); ok {
+				atomic.AddInt64(&s.Info.Inflight, 1)
+				s.hooks.OnQosPublish(cl, held, held.Created, 0)
+			}
+			cl.State.deferred = append(cl.State.deferred, out)
+			return out, nil
+		}
 
 		if ok := cl.State.Inflight.Set(out); ok { // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
 			atomic.AddInt64(&s.Info.Inflight, 1)
 			s.hooks.OnQosPublish(cl, out, out.Created, 0)
 			cl.State.Inflight.DecreaseSendQuota()
-		}
-
-		if sentQuota == 0 && atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 {
-			out.Expiry = -1
-			cl.State.Inflight.Set(out)
-			return out, nil
 		}
 	}
 
