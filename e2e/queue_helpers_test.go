@@ -30,13 +30,35 @@ import (
 
 // queueConfig is baseConfig with an uplink at uplinkURL and a [queue] block.
 func queueConfig(p ports, uplinkURL, queueKeys string) string {
+	return queueConfigProto(p, uplinkURL, queueKeys, 0)
+}
+
+// queueConfigProto is queueConfig with [uplink] protocol = proto (0: the
+// default, MQTT 5).
+func queueConfigProto(p ports, uplinkURL, queueKeys string, proto int) string {
+	protocol := ""
+	if proto != 0 {
+		protocol = fmt.Sprintf("protocol = %d\n", proto)
+	}
 	return baseConfig(p, fmt.Sprintf(`
 [uplink]
 url = %q
-
+%s
 [queue]
 %s
-`, uplinkURL, queueKeys))
+`, uplinkURL, protocol, queueKeys))
+}
+
+// forUplinkProtocols runs f as one subtest per uplink protocol: "v5"
+// (protocol = 5, the default) and "v311" (protocol = 4, MQTT 3.1.1).
+func forUplinkProtocols(t *testing.T, f func(t *testing.T, proto int)) {
+	t.Helper()
+	for _, p := range []struct {
+		name  string
+		proto int
+	}{{"v5", 5}, {"v311", 4}} {
+		t.Run(p.name, func(t *testing.T) { f(t, p.proto) })
+	}
 }
 
 // restartGateway starts a gateway again in the directory of g (same

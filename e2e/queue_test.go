@@ -29,11 +29,17 @@ import (
 // readings from four devices at 200/s while the uplink mosquitto is stopped
 // for 4 s and started again on the same port: every reading the gateway
 // acknowledged reaches a subscriber of the uplink, in order per device.
+// With MQTT 5 and with MQTT 3.1.1 (protocol = 4, which has no seq user
+// property).
 func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
+	forUplinkProtocols(t, testQueueUplinkOutage)
+}
+
+func testQueueUplinkOutage(t *testing.T, proto int) {
 	up := testpeer.StartPersistentMosquitto(t)
 	sub := startPropSub(t, up.Port, "gw-test/coap/#", fmt.Sprintf("e2e-outage-%d", time.Now().UnixNano()))
 	p := freePorts(t)
-	g := startGateway(t, queueConfig(p, up.URL(), ""))
+	g := startGateway(t, queueConfigProto(p, up.URL(), "", proto))
 
 	acked := filepath.Join(t.TempDir(), "acked")
 	load := startLoad(t, p.coap, "-clients", "4", "-devices", "4", "-rate", "200", "-duration", "8s",
@@ -91,7 +97,8 @@ func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
 	t.Logf("all %d acknowledged readings had arrived %v after coapload's last one", len(want), time.Since(finished).Round(time.Millisecond))
 
 	// In order per device (duplicates aside), and every message carries
-	// the seq user property, increasing per device too.
+	// the seq user property, increasing per device too (MQTT 5; MQTT 3.1.1
+	// has no user properties).
 	seen := map[int64]bool{}
 	last := map[string]int64{}
 	lastQ := map[string]uint64{}
@@ -102,8 +109,11 @@ func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
 		if !ok {
 			t.Fatalf("unexpected message on %s: %q", m.Topic, m.Body)
 		}
-		q, ok := seqProp(m.Props)
-		if !ok {
+		q, hasSeq := seqProp(m.Props)
+		switch {
+		case proto == 4 && hasSeq:
+			t.Fatalf("MQTT 3.1.1 message on %s with a user property: props %q", m.Topic, m.Props)
+		case proto != 4 && !hasSeq:
 			t.Fatalf("message on %s without the seq user property: props %q", m.Topic, m.Props)
 		}
 		if seen[s] {
@@ -115,10 +125,13 @@ func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
 			reordered[m.Topic]++
 			continue
 		}
-		if lq, ok := lastQ[m.Topic]; ok && q <= lq {
-			t.Fatalf("%s: reading %d has seq property %d after %d", m.Topic, s, q, lq)
+		if hasSeq {
+			if lq, ok := lastQ[m.Topic]; ok && q <= lq {
+				t.Fatalf("%s: reading %d has seq property %d after %d", m.Topic, s, q, lq)
+			}
+			lastQ[m.Topic] = q
 		}
-		last[m.Topic], lastQ[m.Topic] = s, q
+		last[m.Topic] = s
 	}
 	t.Logf("uplink subscriber: %d messages, %d unique, %d duplicates, %d devices", len(msgs), len(seen), dups, len(last))
 	if len(reordered) != 0 {
@@ -137,12 +150,16 @@ func TestQueueUplinkOutageDeliversEveryAckedReadingInOrder(t *testing.T) {
 // readings while the uplink is unreachable and SIGKILLs the gateway six
 // times at random moments, restarting it each time on the same data_dir and
 // ports; then the uplink comes up: every reading ever acknowledged to
-// coapload arrives.
+// coapload arrives. With MQTT 5 and with MQTT 3.1.1.
 func TestQueueKill9WhileUplinkDownLosesNoAckedReading(t *testing.T) {
+	forUplinkProtocols(t, testQueueKill9WhileUplinkDown)
+}
+
+func testQueueKill9WhileUplinkDown(t *testing.T, proto int) {
 	broker := testpeer.StartMosquitto(t, 0)
 	link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 	p := freePorts(t)
-	cfg := queueConfig(p, link.URL(), "")
+	cfg := queueConfigProto(p, link.URL(), "", proto)
 	g := startGateway(t, cfg)
 	var logs []string
 	defer func() {
@@ -285,22 +302,28 @@ func TestQueuePlantedDamageIsSkippedAndReported(t *testing.T) {
 // TestQueueBoundsCountEveryDrop fills a 64 KiB queue while the uplink is
 // down. drop_oldest: every reading is accepted, and the readings that never
 // arrive are exactly those the log reports as dropped. drop_newest:
-// readings beyond the bound get 5.03, and every 2.04'd one arrives.
-func TestQueueBoundsCountEveryDrop(t *testing.T) {
+// readings beyond the bound get 5.03, and every 2.04'd one arrives. With
+// MQTT 5 and with MQTT 3.1.1 (one drop_oldest size: the queue is the same).
+func TestQueueBoundsCountEveryDrop(t *testing.T) { forUplinkProtocols(t, testQueueBounds) }
+
+func testQueueBounds(t *testing.T, proto int) {
 	// 64 KiB is the smallest segment file, so the bound is a single
 	// segment; 256 KiB holds four.
 	for _, c := range []struct {
 		maxBytes string
 		readings int
 	}{{"64KiB", 2000}, {"256KiB", 5000}} {
-		t.Run("drop_oldest_"+c.maxBytes, func(t *testing.T) { testDropOldest(t, c.maxBytes, c.readings) })
+		if proto == 4 && c.maxBytes != "64KiB" {
+			continue
+		}
+		t.Run("drop_oldest_"+c.maxBytes, func(t *testing.T) { testDropOldest(t, c.maxBytes, c.readings, proto) })
 	}
 
 	t.Run("drop_newest", func(t *testing.T) {
 		broker := testpeer.StartMosquitto(t, 0)
 		link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 		p := freePorts(t)
-		cfg := queueConfig(p, link.URL(), "max_bytes = \"64KiB\"\nwhen_full = \"drop_newest\"")
+		cfg := queueConfigProto(p, link.URL(), "max_bytes = \"64KiB\"\nwhen_full = \"drop_newest\"", proto)
 		g := startGateway(t, cfg)
 		acked := filepath.Join(t.TempDir(), "acked")
 		res := startLoad(t, p.coap, "-clients", "4", "-count", "1500", "-timeout", "5s", "-acked", acked+".part").wait(t, 90*time.Second)
@@ -468,11 +491,11 @@ func TestQueueSeqUserPropertyContinuesAcrossRestarts(t *testing.T) {
 // is down, then brings the uplink up: every reading is accepted, and the
 // acknowledged readings that never arrive are exactly those the log
 // reports as dropped.
-func testDropOldest(t *testing.T, maxBytes string, readings int) {
+func testDropOldest(t *testing.T, maxBytes string, readings, proto int) {
 	broker := testpeer.StartMosquitto(t, 0)
 	link := testpeer.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", broker.Port)) // down
 	p := freePorts(t)
-	cfg := queueConfig(p, link.URL(), fmt.Sprintf("max_bytes = %q\nwhen_full = \"drop_oldest\"", maxBytes))
+	cfg := queueConfigProto(p, link.URL(), fmt.Sprintf("max_bytes = %q\nwhen_full = \"drop_oldest\"", maxBytes), proto)
 	g := startGateway(t, cfg)
 	acked := filepath.Join(t.TempDir(), "acked")
 	res := startLoad(t, p.coap, "-clients", "4", "-count", strconv.Itoa(readings), "-timeout", "5s", "-acked", acked+".part").wait(t, 90*time.Second)

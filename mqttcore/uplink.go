@@ -20,8 +20,8 @@ import (
 )
 
 // Uplink is the session to the remote broker, fed through the offline
-// queue. Implementations: PahoUplink (MQTT 5); an MQTT 3.1.1 client may
-// follow.
+// queue. Implementations: PahoUplink (MQTT 5) and V311Uplink (MQTT 3.1.1);
+// NewUplink picks one by UplinkOptions.Protocol.
 type Uplink interface {
 	// Enqueue puts m into the offline queue. It returns an error when m is
 	// refused: queue full with drop_newest, invalid topic or QoS, too
@@ -84,8 +84,18 @@ const (
 	statusOffline     = "offline"
 )
 
+// Protocol versions of UplinkOptions.Protocol, as in the CONNECT packet.
+const (
+	ProtocolMQTT5   = 5 // MQTT 5 (PahoUplink); also what 0 means
+	ProtocolMQTT311 = 4 // MQTT 3.1.1 (V311Uplink)
+)
+
 // UplinkOptions configures an uplink.
 type UplinkOptions struct {
+	// Protocol is the MQTT version: 5 (or 0) for MQTT 5, 4 for MQTT 3.1.1.
+	// MQTT 3.1.1 has no user properties (no seq property), no reason codes
+	// and no broker limits in the CONNACK: see V311Uplink.
+	Protocol int
 	// URL of the remote broker: mqtt:// mqtts:// ws:// wss://. Ports
 	// default to 1883/8883/80/443, the WebSocket path to /mqtt.
 	URL string
@@ -125,6 +135,11 @@ type UplinkOptions struct {
 	// runs on paho's goroutine and must not block.
 	Subscriptions []string
 	OnMessage     func(topic string, payload []byte)
+	// OnRequest, if set, receives those messages instead of OnMessage,
+	// with their MQTT 5 response topic and correlation data (a request
+	// whose answer goes back with Respond). An MQTT 3.1.1 uplink has no
+	// such properties and calls OnMessage.
+	OnRequest func(Request)
 }
 
 // PahoUplink is the Uplink implemented with github.com/eclipse/paho.golang
@@ -188,11 +203,33 @@ type completion struct {
 
 var _ Uplink = (*PahoUplink)(nil)
 
-// NewUplink checks opts and returns an uplink; Run starts it.
-func NewUplink(opts UplinkOptions) (*PahoUplink, error) {
+// NewUplink checks opts and returns an uplink for opts.Protocol: a
+// PahoUplink (MQTT 5) or a V311Uplink (MQTT 3.1.1). Run starts it.
+func NewUplink(opts UplinkOptions) (Uplink, error) {
+	switch opts.Protocol {
+	case 0, ProtocolMQTT5:
+		return newPahoUplink(opts)
+	case ProtocolMQTT311:
+		return newV311Uplink(opts)
+	}
+	return nil, fmt.Errorf("uplink protocol %d: want 5 (MQTT 5) or 4 (MQTT 3.1.1)", opts.Protocol)
+}
+
+// checkedUplink is what both implementations take from UplinkOptions once
+// checked.
+type checkedUplink struct {
+	opts        UplinkOptions // defaults filled in
+	url         *url.URL
+	tlsCfg      *tls.Config
+	statusTopic string // with the prefix; empty: no status messages
+	log         *slog.Logger
+}
+
+// checkUplinkOptions checks opts and fills in the defaults.
+func checkUplinkOptions(opts UplinkOptions) (checkedUplink, error) {
 	u, secure, err := parseUplinkURL(opts.URL)
 	if err != nil {
-		return nil, err
+		return checkedUplink{}, err
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -201,13 +238,13 @@ func NewUplink(opts UplinkOptions) (*PahoUplink, error) {
 		opts.Keepalive = DefaultKeepalive
 	}
 	if opts.Keepalive < time.Second || opts.Keepalive > 65535*time.Second {
-		return nil, fmt.Errorf("uplink keepalive %s: want 1s to 65535s", opts.Keepalive)
+		return checkedUplink{}, fmt.Errorf("uplink keepalive %s: want 1s to 65535s", opts.Keepalive)
 	}
 	if opts.Inflight == 0 {
 		opts.Inflight = DefaultInflight
 	}
 	if opts.Inflight < 1 || opts.Inflight > maxInflight {
-		return nil, fmt.Errorf("uplink inflight %d: want 1 to %d", opts.Inflight, maxInflight)
+		return checkedUplink{}, fmt.Errorf("uplink inflight %d: want 1 to %d", opts.Inflight, maxInflight)
 	}
 	if opts.BackoffMin <= 0 {
 		opts.BackoffMin = DefaultBackoffMin
@@ -216,37 +253,48 @@ func NewUplink(opts UplinkOptions) (*PahoUplink, error) {
 		opts.BackoffMax = DefaultBackoffMax
 	}
 	if opts.BackoffMax < opts.BackoffMin {
-		return nil, fmt.Errorf("uplink backoff: max %s below min %s", opts.BackoffMax, opts.BackoffMin)
+		return checkedUplink{}, fmt.Errorf("uplink backoff: max %s below min %s", opts.BackoffMax, opts.BackoffMin)
 	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
 	}
 	if err := validatePrefix(opts.TopicPrefix); err != nil {
-		return nil, fmt.Errorf("uplink: %w", err)
+		return checkedUplink{}, fmt.Errorf("uplink: %w", err)
 	}
 	var status string
 	if opts.StatusTopic != "" {
 		status = opts.TopicPrefix + opts.StatusTopic
 		if err := validateTopicName(status); err != nil {
-			return nil, fmt.Errorf("uplink status topic: %w", err)
+			return checkedUplink{}, fmt.Errorf("uplink status topic: %w", err)
 		}
 	}
 	var tlsCfg *tls.Config
 	if secure {
 		if tlsCfg, err = uplinkTLSConfig(opts.CAFile, opts.CertFile, opts.KeyFile); err != nil {
-			return nil, err
+			return checkedUplink{}, err
 		}
 	} else if opts.CAFile != "" || opts.CertFile != "" || opts.KeyFile != "" {
-		return nil, fmt.Errorf("uplink url %q: ca_file/cert_file/key_file need mqtts:// or wss://", u.Redacted())
+		return checkedUplink{}, fmt.Errorf("uplink url %q: ca_file/cert_file/key_file need mqtts:// or wss://", u.Redacted())
 	}
+	return checkedUplink{
+		opts: opts, url: u, tlsCfg: tlsCfg, statusTopic: status,
+		log: opts.Log.With(slog.String("component", "uplink")),
+	}, nil
+}
 
-	log := opts.Log.With(slog.String("component", "uplink"))
+// newPahoUplink returns the MQTT 5 uplink.
+func newPahoUplink(opts UplinkOptions) (*PahoUplink, error) {
+	c, err := checkUplinkOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	opts, log := c.opts, c.log
 	p := &PahoUplink{
 		opts:        opts,
 		log:         log,
-		url:         u,
-		tlsCfg:      tlsCfg,
-		statusTopic: status,
+		url:         c.url,
+		tlsCfg:      c.tlsCfg,
+		statusTopic: c.statusTopic,
 		queue:       opts.Queue,
 		backoff:     bridge.Backoff{Min: opts.BackoffMin, Max: opts.BackoffMax},
 		limiter:     newRateLimiter(logInterval),
@@ -580,12 +628,20 @@ func (u *PahoUplink) subscribe(cm *autopaho.ConnectionManager) {
 
 // received hands a message that arrived on a subscription to OnMessage.
 func (u *PahoUplink) received(pr paho.PublishReceived) (bool, error) {
-	if u.opts.OnMessage == nil || pr.Packet == nil {
+	if (u.opts.OnMessage == nil && u.opts.OnRequest == nil) || pr.Packet == nil {
 		return false, nil
 	}
 	topic, ok := strings.CutPrefix(pr.Packet.Topic, u.opts.TopicPrefix)
 	if !ok {
 		return false, nil
+	}
+	if u.opts.OnRequest != nil {
+		r := Request{Topic: topic, Payload: pr.Packet.Payload}
+		if p := pr.Packet.Properties; p != nil {
+			r.ResponseTopic, r.CorrelationData = p.ResponseTopic, p.CorrelationData
+		}
+		u.opts.OnRequest(r)
+		return true, nil
 	}
 	u.opts.OnMessage(topic, pr.Packet.Payload)
 	return true, nil

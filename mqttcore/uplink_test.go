@@ -18,7 +18,13 @@ import (
 )
 
 func testUplinkOptions(t testing.TB, url string) UplinkOptions {
+	return testUplinkOptionsProto(t, url, ProtocolMQTT5)
+}
+
+// testUplinkOptionsProto is testUplinkOptions for protocol proto (5 or 4).
+func testUplinkOptionsProto(t testing.TB, url string, proto int) UplinkOptions {
 	return UplinkOptions{
+		Protocol:    proto,
 		URL:         url,
 		ClientID:    fmt.Sprintf("gw-test-%d", time.Now().UnixNano()),
 		StatusTopic: "gw-01/status",
@@ -29,7 +35,7 @@ func testUplinkOptions(t testing.TB, url string) UplinkOptions {
 	}
 }
 
-func newTestUplink(t testing.TB, opts UplinkOptions) *PahoUplink {
+func newTestUplink(t testing.TB, opts UplinkOptions) Uplink {
 	t.Helper()
 	u, err := NewUplink(opts)
 	if err != nil {
@@ -89,10 +95,12 @@ func distinct(msgs []message, topic string) int {
 	return len(seen)
 }
 
-func TestUplinkOrderPrefixQoS(t *testing.T) {
+func TestUplinkOrderPrefixQoS(t *testing.T) { forProtocols(t, testUplinkOrderPrefixQoS) }
+
+func testUplinkOrderPrefixQoS(t *testing.T, proto int) {
 	mq := startMosquitto(t, "")
 	sub := newSubscriber(t, mq.addr(), 2, "sites/plant-7/#")
-	opts := testUplinkOptions(t, mq.url())
+	opts := testUplinkOptionsProto(t, mq.url(), proto)
 	opts.TopicPrefix = "sites/plant-7/"
 	opts.Inflight = 8
 	u := newTestUplink(t, opts)
@@ -106,7 +114,9 @@ func TestUplinkOrderPrefixQoS(t *testing.T) {
 	if err := u.Enqueue(bridge.Message{Topic: "gw-01/modbus/boiler/availability", Payload: []byte("online"), QoS: 1, Retain: true}, nil); err != nil {
 		t.Fatal(err)
 	}
+	maxInflight := 0
 	waitFor(t, 10*time.Second, "all messages", func() bool {
+		maxInflight = max(maxInflight, u.Stats().Inflight)
 		ms := sub.messages()
 		return distinct(ms, "sites/plant-7/gw-01/modbus/q0") == n && distinct(ms, "sites/plant-7/gw-01/modbus/q1") == n &&
 			distinct(ms, "sites/plant-7/gw-01/modbus/q2") == n && distinct(ms, "sites/plant-7/gw-01/modbus/boiler/availability") == 1
@@ -132,14 +142,19 @@ func TestUplinkOrderPrefixQoS(t *testing.T) {
 	if st.Acked != 3*n+1 || st.Inflight != 0 || st.Dropped.Total() != 0 || st.Connects != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+	if maxInflight > opts.Inflight {
+		t.Fatalf("%d publishes in flight, window %d", maxInflight, opts.Inflight)
+	}
 }
 
-func TestUplinkBirthWillAndClose(t *testing.T) {
+func TestUplinkBirthWillAndClose(t *testing.T) { forProtocols(t, testUplinkBirthWillAndClose) }
+
+func testUplinkBirthWillAndClose(t *testing.T, proto int) {
 	mq := startMosquitto(t, "")
 	px := testpeer.NewProxy(t, mq.addr())
 	px.Start()
 	status := newSubscriber(t, mq.addr(), 1, "gw-01/status")
-	u := newTestUplink(t, testUplinkOptions(t, px.URL()))
+	u := newTestUplink(t, testUplinkOptionsProto(t, px.URL(), proto))
 	runUplink(t, u)
 
 	waitFor(t, 5*time.Second, "online", func() bool { return lastPayload(status) == "online" })
@@ -177,10 +192,12 @@ func TestUplinkBirthWillAndClose(t *testing.T) {
 
 // Stopping the uplink without Close (ctx cancelled) leaves the broker to
 // publish the will.
-func TestUplinkWillOnCancel(t *testing.T) {
+func TestUplinkWillOnCancel(t *testing.T) { forProtocols(t, testUplinkWillOnCancel) }
+
+func testUplinkWillOnCancel(t *testing.T, proto int) {
 	mq := startMosquitto(t, "")
 	status := newSubscriber(t, mq.addr(), 1, "gw-01/status")
-	u := newTestUplink(t, testUplinkOptions(t, mq.url()))
+	u := newTestUplink(t, testUplinkOptionsProto(t, mq.url(), proto))
 	stop := runUplink(t, u)
 	waitFor(t, 5*time.Second, "online", func() bool { return lastPayload(status) == "online" })
 	stop()
@@ -195,10 +212,12 @@ func lastPayload(s *subscriber) string {
 	return ms[len(ms)-1].payload
 }
 
-func TestUplinkBrokerDownAtStart(t *testing.T) {
+func TestUplinkBrokerDownAtStart(t *testing.T) { forProtocols(t, testUplinkBrokerDownAtStart) }
+
+func testUplinkBrokerDownAtStart(t *testing.T, proto int) {
 	mq := newMosquitto(t, freePort(t), "")
 	px := testpeer.NewProxy(t, mq.addr()) // not listening yet: the broker is unreachable
-	u := newTestUplink(t, testUplinkOptions(t, px.URL()))
+	u := newTestUplink(t, testUplinkOptionsProto(t, px.URL(), proto))
 	runUplink(t, u)
 	const n = 500
 	enqueueSeq(t, u, "gw-01/d", 1, n, 1)
@@ -215,12 +234,14 @@ func TestUplinkBrokerDownAtStart(t *testing.T) {
 	waitFor(t, 5*time.Second, "queue drained", func() bool { return u.Stats().Queued == 0 })
 }
 
-func TestUplinkBrokerKilledMidStream(t *testing.T) {
+func TestUplinkBrokerKilledMidStream(t *testing.T) { forProtocols(t, testUplinkBrokerKilledMidStream) }
+
+func testUplinkBrokerKilledMidStream(t *testing.T, proto int) {
 	mq := startMosquitto(t, "")
 	px := testpeer.NewProxy(t, mq.addr())
 	px.Start()
 	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
-	opts := testUplinkOptions(t, px.URL())
+	opts := testUplinkOptionsProto(t, px.URL(), proto)
 	u := newTestUplink(t, opts)
 	runUplink(t, u)
 	waitFor(t, 5*time.Second, "connection", u.Connected)
@@ -273,12 +294,14 @@ func TestUplinkBrokerKilledMidStream(t *testing.T) {
 	t.Logf("acked before kill %d, duplicates %d, stats %+v", ackedBefore, dups, st)
 }
 
-func TestUplinkQueueBounds(t *testing.T) {
+func TestUplinkQueueBounds(t *testing.T) { forProtocols(t, testUplinkQueueBounds) }
+
+func testUplinkQueueBounds(t *testing.T, proto int) {
 	for _, policy := range []WhenFull{DropOldest, DropNewest} {
 		t.Run(policy.String(), func(t *testing.T) {
 			mq := newMosquitto(t, freePort(t), "")
 			px := testpeer.NewProxy(t, mq.addr())
-			opts := testUplinkOptions(t, px.URL())
+			opts := testUplinkOptionsProto(t, px.URL(), proto)
 			per := int64(len("gw-01/b") + 2 + RecordOverhead) // payloads "10".."99"
 			opts.Queue = NewMemoryQueue(MemoryQueueOptions{MaxBytes: 40 * per, WhenFull: policy, Log: opts.Log})
 			u := newTestUplink(t, opts)
@@ -313,8 +336,18 @@ func TestUplinkQueueBounds(t *testing.T) {
 }
 
 // A message the broker refuses for good (PUBACK 0x87 not authorized) is
-// dropped and counted; the messages after it are delivered.
+// dropped and counted; the messages after it are delivered. MQTT 3.1.1 has
+// no reason codes: mosquitto acknowledges the denied message (PUBACK) and
+// drops it, so the uplink counts it as acknowledged. (mosquitto 2.0.11 with
+// max_queued_messages 0, as here, also closes the connection after a
+// denied PUBLISH, with either protocol: the uplink reconnects and goes on.
+// TestUplinkMessageTooLargeForBroker has a broker that refuses a message by
+// closing the connection.)
 func TestUplinkRejectedMessageDropped(t *testing.T) {
+	forProtocols(t, testUplinkRejectedMessageDropped)
+}
+
+func testUplinkRejectedMessageDropped(t *testing.T, proto int) {
 	// mosquitto started as root reads the ACL file after dropping to its
 	// own user: make it readable.
 	dir := t.TempDir()
@@ -327,7 +360,7 @@ func TestUplinkRejectedMessageDropped(t *testing.T) {
 	}
 	mq := startMosquitto(t, "acl_file "+aclFile)
 	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
-	u := newTestUplink(t, testUplinkOptions(t, mq.url()))
+	u := newTestUplink(t, testUplinkOptionsProto(t, mq.url(), proto))
 	runUplink(t, u)
 	enqueueSeq(t, u, "gw-01/ok/a", 1, 5, 1)
 	enqueueSeq(t, u, "gw-01/denied", 1, 1, 1)
@@ -336,7 +369,11 @@ func TestUplinkRejectedMessageDropped(t *testing.T) {
 	waitFor(t, 5*time.Second, "delivery", func() bool { return distinct(sub.messages(), "gw-01/ok/a") == 10 })
 	checkSeqs(t, sub.messages(), "gw-01/ok/a", 10)
 	st := u.Stats()
-	if st.Dropped.Rejected != 1 || st.Acked != 10 {
+	wantRejected, wantAcked := uint64(1), uint64(10)
+	if proto == ProtocolMQTT311 {
+		wantRejected, wantAcked = 0, 11 // acknowledged, and dropped by the broker
+	}
+	if st.Dropped.Rejected != wantRejected || st.Acked != wantAcked {
 		t.Fatalf("stats %+v", st)
 	}
 	for _, m := range sub.messages() {
@@ -346,8 +383,10 @@ func TestUplinkRejectedMessageDropped(t *testing.T) {
 	}
 }
 
-func TestUplinkEnqueueValidation(t *testing.T) {
-	opts := testUplinkOptions(t, "mqtt://127.0.0.1:1")
+func TestUplinkEnqueueValidation(t *testing.T) { forProtocols(t, testUplinkEnqueueValidation) }
+
+func testUplinkEnqueueValidation(t *testing.T, proto int) {
+	opts := testUplinkOptionsProto(t, "mqtt://127.0.0.1:1", proto)
 	opts.TopicPrefix = "p/"
 	u := newTestUplink(t, opts)
 	for _, topic := range []string{"a/+", "#", "a\x00", strings.Repeat("x", 65535)} {
@@ -388,6 +427,9 @@ func TestUplinkOptionsValidation(t *testing.T) {
 		{"keepalive", func(o *UplinkOptions) { o.Keepalive = time.Millisecond }},
 		{"inflight", func(o *UplinkOptions) { o.Inflight = 70000 }},
 		{"backoff", func(o *UplinkOptions) { o.BackoffMin, o.BackoffMax = time.Second, time.Millisecond }},
+		{"protocol", func(o *UplinkOptions) { o.Protocol = 3 }},
+		{"3.1.1 password without username", func(o *UplinkOptions) { o.Protocol, o.Password = ProtocolMQTT311, "secret" }},
+		{"3.1.1 keepalive", func(o *UplinkOptions) { o.Protocol, o.Keepalive = ProtocolMQTT311, time.Millisecond }},
 	}
 	for _, c := range cases {
 		o := good
@@ -410,19 +452,71 @@ func TestUplinkOptionsValidation(t *testing.T) {
 			t.Errorf("parseUplinkURL(%q) = %v, %v; want %s", raw, u, err, want)
 		}
 	}
-	if _, err := NewUplink(good); err != nil {
+	for _, p := range []int{0, ProtocolMQTT5, ProtocolMQTT311} {
+		o := good
+		o.Protocol = p
+		u, err := NewUplink(o)
+		if err != nil {
+			t.Fatalf("protocol %d: %v", p, err)
+		}
+		_, v311 := u.(*V311Uplink)
+		if v311 != (p == ProtocolMQTT311) {
+			t.Fatalf("protocol %d: %T", p, u)
+		}
+	}
+}
+
+// A message larger than the broker takes (mosquitto max_packet_size).
+// MQTT 5: the CONNACK says so, and it is dropped as too large without being
+// sent. MQTT 3.1.1 has no way to say it: mosquitto closes the connection
+// ("disconnected due to oversize packet") every time the message arrives,
+// and after poisonLosses such losses it is dropped as rejected. The other
+// messages arrive, in order, either way.
+func TestUplinkMessageTooLargeForBroker(t *testing.T) {
+	forProtocols(t, testUplinkMessageTooLargeForBroker)
+}
+
+func testUplinkMessageTooLargeForBroker(t *testing.T, proto int) {
+	mq := startMosquitto(t, "max_packet_size 2000")
+	sub := newSubscriber(t, mq.addr(), 1, "gw-01/#")
+	u := newTestUplink(t, testUplinkOptionsProto(t, mq.url(), proto))
+	runUplink(t, u)
+	waitFor(t, 5*time.Second, "connection", u.Connected)
+	enqueueSeq(t, u, "gw-01/s", 1, 5, 1)
+	if err := u.Enqueue(bridge.Message{Topic: "gw-01/big", Payload: make([]byte, 3000), QoS: 1}, nil); err != nil {
 		t.Fatal(err)
+	}
+	enqueueSeq(t, u, "gw-01/s", 6, 10, 2)
+	waitFor(t, 20*time.Second, "queue settled", func() bool { st := u.Stats(); return st.Queued == 0 && st.Connected })
+	waitFor(t, 5*time.Second, "delivery", func() bool { return distinct(sub.messages(), "gw-01/s") == 10 })
+	checkSeqs(t, sub.messages(), "gw-01/s", 10)
+	st := u.Stats()
+	want, minConnects := Drops{TooLarge: 1}, uint64(1)
+	if proto == ProtocolMQTT311 {
+		want, minConnects = Drops{Rejected: 1}, poisonLosses+1
+	}
+	if st.Dropped != want || st.Acked != 10 || st.Connects < minConnects {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, m := range sub.messages() {
+		if m.topic == "gw-01/big" {
+			t.Fatal("oversized message delivered")
+		}
 	}
 }
 
 // Subscriptions are made on every connection (the session starts clean) and
 // what arrives reaches OnMessage with the topic prefix removed.
 func TestUplinkSubscriptionsSurviveReconnect(t *testing.T) {
+	forProtocols(t, testUplinkSubscriptionsSurviveReconnect)
+}
+
+func testUplinkSubscriptionsSurviveReconnect(t *testing.T, proto int) {
 	mq := startMosquitto(t, "")
 	px := testpeer.NewProxy(t, mq.addr())
 	px.Start()
 	got := make(chan string, 16)
-	opts := testUplinkOptions(t, px.URL())
+	opts := testUplinkOptionsProto(t, px.URL(), proto)
 	opts.TopicPrefix = "p/"
 	opts.Subscriptions = []string{"gw-01/+/+/set"}
 	opts.OnMessage = func(topic string, payload []byte) { got <- topic + " " + string(payload) }
