@@ -6,13 +6,16 @@
 //
 // An [Engine] is compiled once from the configuration by [New]; globs and topic
 // templates are precompiled there, so [Engine.Map] does no parsing, no regexp
-// and only a couple of allocations per frame. An Engine is immutable: Map may
-// be called from several goroutines at once.
+// and only a couple of allocations per frame. An Engine's routes never
+// change, and Map may be called from several goroutines at once.
 //
-// This package is pure code. It must never do I/O (no files, network, clock or
-// logging), start goroutines, block, or keep state between calls (no caches,
-// no package-level mutable variables). Anything stateful that routes need
-// (deadband, min_interval, max_interval) belongs to the caller.
+// This package is pure code. It must never do I/O (no files, network or
+// logging), start goroutines, block (beyond a short mutex), or keep
+// package-level mutable variables. The one state an Engine keeps is that of
+// routes that report by exception (below), and the time it counts with
+// comes from the caller ([Engine.MapAt], [Engine.Due]); it reads the clock
+// only when given a zero time (Map and MapCount pass one), and only for
+// such routes. The caller owns the timer that calls [Engine.Due].
 //
 // # Defensive rules
 //
@@ -68,4 +71,55 @@
 // QoS, Retain and Uplink come from the route.
 // Messages of one frame share backing memory for their topics and payloads;
 // each Payload has its capacity clipped, so appending to it copies.
+//
+// # Report by exception
+//
+// A route with deadband, min_interval or max_interval (docs/configuration.md,
+// [[route]]) publishes a point only when it is worth it. Its state is kept
+// per route, adapter, device and point ("a point" below): the value last
+// published and when, and the newest reading. Routes without these keys keep
+// no state and cost nothing more.
+//
+//   - The first good reading of a point is always published.
+//   - deadband > 0: a number or integer is skipped while it is less than
+//     deadband away from the value last published (|new - last| < deadband;
+//     a difference of exactly deadband publishes). Other values (bool,
+//     string, bytes, no value) and non-finite numbers are skipped while they
+//     are the same; a change of kind is a change. deadband = 0 skips
+//     nothing.
+//   - min_interval > 0: at most one message per point per interval,
+//     counted from the moment a message for the point was produced. A value
+//     that comes sooner is held; a newer one replaces it (the latest wins),
+//     or drops it when it is back within deadband of the value last
+//     published. When the interval ends, [Engine.Due] publishes the held
+//     value: the last value is never lost.
+//   - max_interval > 0: when nothing was published for a point for this
+//     long, [Engine.Due] publishes its newest reading again (a heartbeat): the
+//     held value if there is one, else the newest reading even if deadband
+//     skipped it. It repeats every max_interval while the point is tracked.
+//     max_interval must not be shorter than min_interval.
+//   - A point with bad quality always passes (and is published as the format
+//     says: under "errors" in json, nothing in value and senml), and resets
+//     the point: a held value is dropped (the error is newer), no heartbeat
+//     follows, and the next good reading is published as a first one.
+//   - Points a format has no form for (no value in "value"; no value or a
+//     non-finite number in "senml") are not readings for the state.
+//   - Without {point} in the topic, the state is still per point: the
+//     frame's message holds only the points that pass (and the bad ones),
+//     and a frame none of whose points pass publishes nothing.
+//
+// Intervals count on the arrival clock the caller passes (MapAt's now, Due's
+// now), never on frame times. Messages from Due carry, like every message,
+// the time of the reading they publish: a heartbeat repeats its reading's
+// time. Due puts the points of one route and device that are due together
+// and have the same reading time in one message.
+//
+// Memory is bounded: an Engine tracks at most [MaxTracked] points; a new one
+// beyond that makes it forget the point whose newest reading is the oldest
+// (publishing its held value at once, with the frame's messages), and
+// [Engine.RBEStats] counts it. A forgotten point starts again as a new one.
+// On a reload, [Engine.Adopt] moves the state of unchanged routes to the
+// new engine, and [Engine.Flush] publishes what the old one still holds.
+// Held values live in memory only: a crash or power cut loses them (an
+// orderly stop publishes them with Flush).
 package mapping

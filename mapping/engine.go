@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/causeway/causeway/bridge"
 )
@@ -24,14 +25,17 @@ type compiled struct {
 	topic    template
 	payload  payloadKind
 	perPoint bool // the topic holds {point}: one message per point
+	rbe      bool // reports by exception: its state is in Engine.rbe
 }
 
-// Engine maps frames to messages with a fixed list of routes. It is
-// immutable and safe for concurrent use.
+// Engine maps frames to messages with a fixed list of routes. It is safe
+// for concurrent use. Its routes never change; the only state it keeps is
+// that of routes that report by exception (see the package documentation).
 type Engine struct {
 	gateway    string
 	gatewayEsc string     // gateway id escaped for a JSON string
 	routes     []compiled // the config's routes, then the default route
+	rbe        *rbeState  // nil when no route reports by exception
 }
 
 // Stack space for the per-frame scratch of Map; larger frames or route lists
@@ -67,6 +71,12 @@ func New(gatewayID string, routes []Route) (*Engine, error) {
 		return nil, errors.Join(errs...)
 	}
 	e.routes = append(e.routes, compile(DefaultRoute(), gatewayID))
+	for i := range e.routes {
+		if e.routes[i].rbe {
+			e.rbe = newRBEState()
+			break
+		}
+	}
 	return e, nil
 }
 
@@ -79,6 +89,7 @@ func compile(r Route, gateway string) compiled {
 	}
 	c.topic, _ = compileTemplate(r.Topic, gateway)
 	c.perPoint = c.topic.hasPoint
+	c.rbe = r.rbe()
 	switch r.Payload {
 	case PayloadValue:
 		c.payload = payValue
@@ -105,18 +116,36 @@ func (e *Engine) Select(adapter, device, point string) int {
 
 // Map appends to dst the messages for frame f and returns the extended
 // slice. See the package documentation for what it publishes and skips.
+// For routes that report by exception, the frame arrives now
+// ([Engine.MapAt] with time.Now()).
 func (e *Engine) Map(f *bridge.Frame, dst []bridge.Message) []bridge.Message {
-	dst, _ = e.MapCount(f, dst)
+	dst, _ = e.MapCountAt(time.Time{}, f, dst)
+	return dst
+}
+
+// MapAt is [Engine.Map] for a frame that arrived at now: the time that
+// min_interval and max_interval count from (see "Report by exception" in
+// the package documentation). It is not the frame's Time, which payloads
+// carry: device clocks drift, and frames wait in the bus. A zero now
+// means time.Now(), read only when a route reports by exception.
+func (e *Engine) MapAt(now time.Time, f *bridge.Frame, dst []bridge.Message) []bridge.Message {
+	dst, _ = e.MapCountAt(now, f, dst)
 	return dst
 }
 
 // MapCount is [Engine.Map] that also returns how many points it skipped for
 // an unusable adapter, device or point name, or because their topic would be
 // longer than MQTT allows or start with '$'; the caller should count them as
-// refused input. Points discarded by a drop route, and points a payload
-// format has no form for (bad quality in "value" and "senml"), are not
-// counted.
+// refused input. Points discarded by a drop route, points a payload
+// format has no form for (bad quality in "value" and "senml"), and points
+// that report by exception held back or skipped, are not counted.
 func (e *Engine) MapCount(f *bridge.Frame, dst []bridge.Message) ([]bridge.Message, int) {
+	return e.MapCountAt(time.Time{}, f, dst)
+}
+
+// MapCountAt is [Engine.MapCount] for a frame that arrived at now, as
+// [Engine.MapAt].
+func (e *Engine) MapCountAt(now time.Time, f *bridge.Frame, dst []bridge.Message) ([]bridge.Message, int) {
 	if f == nil || len(f.Points) == 0 {
 		return dst, 0
 	}
@@ -174,7 +203,22 @@ func (e *Engine) MapCount(f *bridge.Frame, dst []bridge.Message) ([]bridge.Messa
 	if !sorted {
 		slices.Sort(keys)
 	}
+	if e.rbe == nil {
+		return e.build(f, keys, dst, skipped)
+	}
+	var evicted []*rbeEntry
+	keys, evicted = e.filter(now, f, keys)
+	dst, skipped = e.build(f, keys, dst, skipped)
+	if len(evicted) > 0 {
+		dst = e.appendEntries(dst, evicted)
+	}
+	return dst, skipped
+}
 
+// build appends the messages for the points of f at keys (route << 32 |
+// point index, sorted) and adds to skipped the points whose topic cannot
+// be published.
+func (e *Engine) build(f *bridge.Frame, keys []uint64, dst []bridge.Message, skipped int) ([]bridge.Message, int) {
 	// Plan: count messages, topic bytes and payload bytes.
 	nmsg, topicLen, payloadLen := 0, 0, 0
 	needTime, needBT := false, false

@@ -56,7 +56,8 @@ func fuzzValue(k uint8, num float64, i int64, s string, raw []byte) bridge.Value
 	return bridge.Value{}
 }
 
-// FuzzMap maps random frames through engines of every payload format: Map
+// FuzzMap maps random frames through engines of every payload format, and
+// twice through one that reports by exception (then Due and Flush): Map
 // never panics, topics are always publishable and JSON/SenML payloads always
 // parse. Seeds: testdata/fuzz/FuzzMap.
 func FuzzMap(f *testing.F) {
@@ -104,6 +105,30 @@ func FuzzMap(f *testing.F) {
 					t.Fatalf("engine %d: unexpected payload %q on %q", ei, m.Payload, m.Topic)
 				}
 			}
+		}
+		// Report by exception: the frame twice, then what Due and Flush
+		// release, on a fresh engine (no state from other inputs).
+		e := mustEngine(t,
+			Route{Match: "**/b*", Topic: "v/{device}/{point}", Payload: "value", Deadband: 0.5, MaxInterval: time.Minute},
+			Route{Match: "**/a*", Topic: "{gateway}/{adapter}/{device}/{point}", Payload: "json", Deadband: 0.5, MinInterval: 10 * time.Second, MaxInterval: time.Minute},
+			Route{Match: "**", Topic: "{device}/s", Payload: "senml", MinInterval: 10 * time.Second, MaxInterval: 10 * time.Second},
+		)
+		now := time.UnixMilli(ms)
+		msgs := e.MapAt(now, &frame, nil)
+		frame.Points[0].Value, frame.Points[1].Value = frame.Points[1].Value, frame.Points[0].Value
+		msgs = e.MapAt(now.Add(time.Second), &frame, msgs)
+		msgs, _ = e.Due(now.Add(time.Hour), msgs)
+		msgs = e.Flush(msgs)
+		for _, m := range msgs {
+			if m.Topic == "" || bridge.CheckTopicText(m.Topic, true) != nil || cap(m.Payload) != len(m.Payload) {
+				t.Fatalf("rbe: topic %q", m.Topic)
+			}
+			if !strings.HasPrefix(m.Topic, "v/") && !json.Valid(m.Payload) {
+				t.Fatalf("rbe: invalid JSON on %q: %q", m.Topic, m.Payload)
+			}
+		}
+		if s := e.RBEStats(); s.Tracked != 0 || s.Held != 0 {
+			t.Fatalf("rbe: after Flush %+v", s)
 		}
 	})
 }

@@ -162,3 +162,29 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	e, err := New("gw", []Route{
+		{Match: "modbus/boiler/*", Topic: "plant/{device}/{point}", Payload: PayloadValue},
+		{Match: "modbus/noise/*", Drop: true},
+		{Match: "coap/**", Topic: "{gateway}/c/{device}", Payload: PayloadSenML},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		a, d, p        string
+		topic, payload string
+		ok             bool
+	}{
+		{"modbus", "boiler", "temp", "plant/boiler/temp", PayloadValue, true},
+		{"modbus", "noise", "x", "", "", false},
+		{"coap", "k", "t", "gw/c/k", PayloadSenML, true},
+		{"uart", "u", "t", "gw/uart/u", PayloadJSON, true},
+	} {
+		topic, payload, ok := e.Describe(c.a, c.d, c.p)
+		if topic != c.topic || payload != c.payload || ok != c.ok {
+			t.Errorf("Describe(%s/%s/%s) = %q %q %v, want %q %q %v", c.a, c.d, c.p, topic, payload, ok, c.topic, c.payload, c.ok)
+		}
+	}
+}
