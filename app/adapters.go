@@ -27,7 +27,7 @@ type adapterRun struct {
 
 	mu    sync.Mutex
 	stop  func() // stops the supervised adapter and its command worker
-	cmdCh chan bridge.Command
+	cmdCh chan queuedCommand
 }
 
 // buildAdapters builds an adapter for every block of cfg. A block equal to
@@ -95,7 +95,7 @@ func (a *App) startAdapter(ctx context.Context, r *adapterRun, firstReady func()
 	stopAd := a.sup.Start(ctx, a.bus, r.ad, firstReady)
 	stopCmd := func() {}
 	if r.cmd != nil {
-		ch := make(chan bridge.Command, commandQueue)
+		ch := make(chan queuedCommand, commandQueue)
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {
@@ -108,8 +108,8 @@ func (a *App) startAdapter(ctx context.Context, r *adapterRun, firstReady func()
 			// Commands still waiting get an answer rather than silence.
 			for {
 				select {
-				case cmd := <-ch:
-					a.publishResult(cmd.Adapter, cmd.Device, nil, fmt.Errorf("adapter %s stopped before the command ran", r.name))
+				case qc := <-ch:
+					a.publishResult(qc.cmd.Adapter, qc.cmd.Device, nil, fmt.Errorf("adapter %s stopped before the command ran", r.name), qc.reply)
 				default:
 					return
 				}
@@ -154,7 +154,7 @@ func (r *adapterRun) stopRun() {
 // offer queues cmd for r's command worker without waiting. running is
 // false when r takes no commands or is not running; full when its queue is
 // full.
-func (r *adapterRun) offer(cmd bridge.Command) (running, full bool) {
+func (r *adapterRun) offer(cmd queuedCommand) (running, full bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmdCh == nil {

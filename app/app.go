@@ -78,6 +78,10 @@ type App struct {
 	// availSeen: the devices each adapter reported availability for.
 	availMu   sync.Mutex
 	availSeen map[string]map[string]bool
+	// ha announces points to Home Assistant; nil when disabled. haOnline
+	// takes Home Assistant's "online" birth messages.
+	ha       *discovery
+	haOnline chan struct{}
 	// statsReset wakes the stats loop after a reload changed stats_interval.
 	statsReset chan struct{}
 
@@ -89,7 +93,7 @@ type App struct {
 	out atomic.Pointer[sinks]
 	// cmdIn takes command messages (from the built-in broker and the
 	// uplink) once the command dispatcher runs.
-	cmdIn atomic.Pointer[func(topic string, payload []byte)]
+	cmdIn atomic.Pointer[func(r mqttcore.Request, viaUplink bool)]
 }
 
 // New validates the assembly (no I/O): it builds the mapping engine and the
@@ -115,6 +119,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a.cfg.Store(cfg)
 	a.engine.Store(engine)
 	a.adapters = runs
+	a.ha = newDiscovery(a, cfg)
+	a.haOnline = make(chan struct{}, 1)
 	a.metrics = metrics.New(a.snapshot, metrics.Options{Version: opts.Version})
 	return a, nil
 }
@@ -126,6 +132,7 @@ func newEngine(cfg *config.Config) (*mapping.Engine, error) {
 		routes = append(routes, mapping.Route{
 			Match: r.Match, Topic: r.Topic, Payload: r.Payload, QoS: byte(r.QoS),
 			Retain: r.Retain, Uplink: r.Uplink, Drop: r.Drop,
+			Deadband: r.Deadband, MinInterval: r.MinInterval.D(), MaxInterval: r.MaxInterval.D(),
 		})
 	}
 	engine, err := mapping.New(cfg.Gateway.ID, routes)
@@ -152,10 +159,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	a.started = time.Now()
 	// Sinks first.
 	if cfg.Broker.Enabled {
-		b, err := mqttcore.StartBroker(mqttcore.BrokerOptions{
-			Listen: cfg.Broker.Listen,
-			Log:    a.log,
-		})
+		b, err := startBroker(cfg, a.log)
 		if err != nil {
 			return fmt.Errorf("built-in broker: %w", err)
 		}
@@ -209,6 +213,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		a.log.Error("commands disabled", "err", err)
 	}
+	haDone := a.startDiscovery(srcCtx)
 	statsDone := make(chan struct{})
 	go func() {
 		defer close(statsDone)
@@ -253,6 +258,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		r.stopRun() // every adapter has returned: nothing sends any more
 	}
 	<-statsDone
+	haDone()
 	cmdDone()
 	a.bus.Close()
 	<-pipeDone // every frame on the bus is published or queued
@@ -333,16 +339,19 @@ func (a *App) readyAttrs() []any {
 // queue's fsync policy), or with the reasons it was not. It loads the
 // engine per frame, so a reload swaps the routes between two frames.
 func (a *App) pipeline() {
-	msgs := make([]bridge.Message, 0, 16)
 	m := a.metrics
-	for f := range a.bus.Frames() {
-		msgs = a.engine.Load().Map(&f, msgs[:0])
-		a.deliver(msgs, f.Ack)
+	// pump maps frames and, for report-by-exception routes, sends held
+	// values and heartbeats from its timer, in one goroutine so that a
+	// heartbeat never overtakes a newer value (app/rbe.go).
+	pump(a.bus.Frames(), a.engine.Load, a.deliver, func(f *bridge.Frame, engine *mapping.Engine) {
+		if a.ha != nil {
+			a.ha.observe(f, engine)
+		}
 		m.Frame(f.Adapter, f.Device)
 		if !f.Received.IsZero() {
 			m.ObserveLatency(time.Since(f.Received))
 		}
-	}
+	})
 }
 
 // sinks are where the pipeline hands messages; either may be nil.

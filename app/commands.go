@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/mapping"
+	"github.com/causeway/causeway/mqttcore"
 )
 
 // Command handling bounds.
@@ -35,16 +37,21 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 	type inMsg struct {
 		topic   string
 		payload []byte
+		reply   *reply
 	}
 	inbox := make(chan inMsg, commandQueue)
 	var dropped bridge.Limiter
 	dropped.Every = 10 * time.Second
-	handle := func(topic string, payload []byte) {
+	handle := func(r mqttcore.Request, viaUplink bool) {
+		m := inMsg{topic: r.Topic, payload: append([]byte(nil), r.Payload...)}
+		if r.ResponseTopic != "" {
+			m.reply = &reply{uplink: viaUplink, topic: r.ResponseTopic, correlation: append([]byte(nil), r.CorrelationData...)}
+		}
 		select {
-		case inbox <- inMsg{topic, append([]byte(nil), payload...)}:
+		case inbox <- m:
 		default:
 			if ok, n := dropped.Allow(time.Now()); ok {
-				a.log.Warn("command refused: too many commands waiting", "topic", topic, "suppressed", n)
+				a.log.Warn("command refused: too many commands waiting", "topic", r.Topic, "suppressed", n)
 			}
 		}
 	}
@@ -64,22 +71,22 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 			}
 			cmd, err := mapping.ParseCommand(gw, m.topic, m.payload)
 			if err != nil {
-				a.publishResult(adapter, device, nil, fmt.Errorf("invalid command: %w", err))
+				a.publishResult(adapter, device, nil, fmt.Errorf("invalid command: %w", err), m.reply)
 				continue
 			}
 			r := a.adapterNamed(adapter)
 			if r == nil {
-				a.publishResult(adapter, device, nil, fmt.Errorf("no adapter named %s", adapter))
+				a.publishResult(adapter, device, nil, fmt.Errorf("no adapter named %s", adapter), m.reply)
 				continue
 			}
-			running, full := r.offer(cmd)
+			running, full := r.offer(queuedCommand{cmd: cmd, reply: m.reply})
 			switch {
 			case !running && r.cmd == nil:
-				a.publishResult(adapter, device, nil, fmt.Errorf("adapter %s (%s) does not accept commands", adapter, r.kind))
+				a.publishResult(adapter, device, nil, fmt.Errorf("adapter %s (%s) does not accept commands", adapter, r.kind), m.reply)
 			case !running:
-				a.publishResult(adapter, device, nil, fmt.Errorf("adapter %s is not running", adapter))
+				a.publishResult(adapter, device, nil, fmt.Errorf("adapter %s is not running", adapter), m.reply)
 			case full:
-				a.publishResult(adapter, device, nil, fmt.Errorf("too many commands waiting for adapter %s (%d); try again later", adapter, commandQueue))
+				a.publishResult(adapter, device, nil, fmt.Errorf("too many commands waiting for adapter %s (%d); try again later", adapter, commandQueue), m.reply)
 			}
 		}
 	}()
@@ -89,7 +96,15 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 		if b == nil {
 			break // no built-in broker: commands come from the uplink only
 		}
-		unsub, err := b.Subscribe(f, handle)
+		var unsub func()
+		var err error
+		if rb, ok := b.(requestBroker); ok { // MQTT 5 requests get their answer
+			unsub, err = rb.SubscribeRequests(f, func(r mqttcore.Request) { handle(r, false) })
+		} else {
+			unsub, err = b.Subscribe(f, func(topic string, payload []byte) {
+				handle(mqttcore.Request{Topic: topic, Payload: payload}, false)
+			})
+		}
 		if err != nil {
 			for _, u := range unsubs {
 				u()
@@ -107,12 +122,40 @@ func (a *App) startCommands(ctx context.Context) (wait func(), err error) {
 	}, nil
 }
 
-func (a *App) commandWorker(ctx context.Context, c bridge.Commander, ch <-chan bridge.Command) {
+// requestBroker is a broker that passes the MQTT 5 request properties and
+// answers on a response topic.
+type requestBroker interface {
+	SubscribeRequests(filter string, fn func(mqttcore.Request)) (func(), error)
+	PublishResponse(topic string, payload, correlation []byte) error
+}
+
+// responder is an uplink that answers requests that came through it.
+type responder interface {
+	Respond(ctx context.Context, topic string, payload, correlation []byte) error
+}
+
+// reply is where the outcome of an MQTT 5 request goes besides
+// set/result: its response topic, on the broker it came from, with its
+// correlation data.
+type reply struct {
+	uplink      bool
+	topic       string
+	correlation []byte
+}
+
+// queuedCommand is a command waiting for its adapter's worker.
+type queuedCommand struct {
+	cmd   bridge.Command
+	reply *reply
+}
+
+func (a *App) commandWorker(ctx context.Context, c bridge.Commander, ch <-chan queuedCommand) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case cmd := <-ch:
+		case qc := <-ch:
+			cmd := qc.cmd
 			cctx, cancel := context.WithTimeout(ctx, commandTimeout)
 			vals, err := c.Command(cctx, cmd)
 			if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
@@ -123,7 +166,7 @@ func (a *App) commandWorker(ctx context.Context, c bridge.Commander, ch <-chan b
 				err = fmt.Errorf("gateway shutting down: %w", err)
 			}
 			a.log.Info("command", "adapter", cmd.Adapter, "device", cmd.Device, "points", len(cmd.Values), "ok", err == nil, "err", err)
-			a.publishResult(cmd.Adapter, cmd.Device, vals, err)
+			a.publishResult(cmd.Adapter, cmd.Device, vals, err, qc.reply)
 		}
 	}
 }
@@ -131,7 +174,10 @@ func (a *App) commandWorker(ctx context.Context, c bridge.Commander, ch <-chan b
 // publishResult publishes a command's outcome on
 // {gateway}/{adapter}/{device}/set/result (QoS 1, not retained), on the
 // built-in broker and through the uplink.
-func (a *App) publishResult(adapter, device string, vals []bridge.PointValue, err error) {
+//
+// A command that came as an MQTT 5 request with a response topic is also
+// answered there, with its correlation data, on the broker it came from.
+func (a *App) publishResult(adapter, device string, vals []bridge.PointValue, err error, rp *reply) {
 	a.metrics.CommandResult(adapter, err == nil)
 	m := bridge.Message{
 		Topic:   mapping.ResultTopic(a.gw, adapter, device),
@@ -139,6 +185,40 @@ func (a *App) publishResult(adapter, device string, vals []bridge.PointValue, er
 		QoS:     1, Uplink: true,
 	}
 	a.deliver([]bridge.Message{m}, nil)
+	if rp != nil {
+		if rerr := a.respond(rp, m.Payload); rerr != nil {
+			a.log.Warn("command response not sent", "adapter", adapter, "device", device, "response_topic", rp.topic, "err", rerr)
+		}
+	}
+}
+
+// respond publishes payload on the request's response topic.
+func (a *App) respond(rp *reply, payload []byte) error {
+	// The answer must not become a command itself, nor land in the
+	// broker's reserved topics: the requester chose the topic.
+	if _, _, _, isCmd := mapping.CommandTarget(a.gw, rp.topic); isCmd || strings.HasPrefix(rp.topic, "$") {
+		return fmt.Errorf("response topic %q refused: a command or reserved topic", rp.topic)
+	}
+	if !rp.uplink {
+		b, ok := a.Broker().(requestBroker)
+		if !ok || b == nil {
+			return errors.New("built-in broker gone")
+		}
+		return b.PublishResponse(rp.topic, payload, rp.correlation)
+	}
+	a.mu.Lock()
+	up := a.up
+	a.mu.Unlock()
+	if up == nil {
+		return errors.New("no uplink")
+	}
+	r, ok := up.up.(responder)
+	if !ok {
+		return errors.New("the uplink cannot answer requests (MQTT 3.1.1)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.Respond(ctx, rp.topic, payload, rp.correlation)
 }
 
 // availability returns the function through which adapter reports its

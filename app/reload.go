@@ -177,6 +177,9 @@ func (a *App) Reload(cfg *config.Config) (err error) {
 		a.mu.Unlock()
 	}
 	a.cfg.Store(cfg)
+	if a.ha != nil {
+		a.ha.sync(nil, false)
+	}
 	if old.Gateway.StatsInterval != cfg.Gateway.StatsInterval {
 		select {
 		case a.statsReset <- struct{}{}:

@@ -45,6 +45,7 @@ func (a *App) newUplink(cfg *config.Config, q *queue.Queue) (*uplinkRun, error) 
 		StatusTopic: a.statusTopic(),
 		Queue:       q,
 		Inflight:    cfg.Queue.Inflight,
+		Protocol:    u.Protocol,
 		Log:         a.log, // mqttcore adds component=uplink
 	}
 	if u.SubscribeCommands {
@@ -52,10 +53,16 @@ func (a *App) newUplink(cfg *config.Config, q *queue.Queue) (*uplinkRun, error) 
 		// subscription does not depend on which adapters run, so a reload
 		// that adds one needs no new connection.
 		uo.Subscriptions = mapping.CommandFilters(a.gw)
-		uo.OnMessage = func(topic string, payload []byte) {
-			if in := a.cmdIn.Load(); in != nil {
-				(*in)(topic, payload)
-			}
+	}
+	if a.ha != nil {
+		// Home Assistant may use the uplink broker: its birth message
+		// asks for the discovery messages again.
+		uo.Subscriptions = append(uo.Subscriptions, a.ha.statusTopic())
+	}
+	if len(uo.Subscriptions) > 0 {
+		uo.OnRequest = a.fromUplink
+		uo.OnMessage = func(topic string, payload []byte) { // MQTT 3.1.1
+			a.fromUplink(mqttcore.Request{Topic: topic, Payload: payload})
 		}
 	}
 	up, err := mqttcore.NewUplink(uo)
@@ -103,5 +110,17 @@ func (r *uplinkRun) stop(drain time.Duration) {
 func (r *uplinkRun) closeQueue() {
 	if err := r.q.Close(); err != nil {
 		r.a.log.Error("offline queue close", "err", err)
+	}
+}
+
+// fromUplink takes a message that arrived on one of the uplink's
+// subscriptions: Home Assistant's status or a command.
+func (a *App) fromUplink(r mqttcore.Request) {
+	if a.ha != nil && r.Topic == a.ha.statusTopic() {
+		a.homeAssistantStatus(r.Payload)
+		return
+	}
+	if in := a.cmdIn.Load(); in != nil {
+		(*in)(r, true)
 	}
 }

@@ -229,8 +229,18 @@ func TestAllowAnonymousDefault(t *testing.T) {
 	if c := parseOK(t, "[broker]\nlisten = \"\"\n", false); !c.Broker.AllowAnonymous {
 		t.Error("no listener: allow_anonymous should default to true")
 	}
-	if c := parseOK(t, "[broker]\nlisten = \"0.0.0.0:1883\"\n", false); c.Broker.AllowAnonymous {
+	withUser := "[[broker.user]]\nname = \"a\"\npassword = \"p\"\n"
+	if c := parseOK(t, "[broker]\nlisten = \"0.0.0.0:1883\"\n"+withUser, false); c.Broker.AllowAnonymous {
 		t.Error("a listener on every interface: allow_anonymous should default to false")
+	}
+	if c := parseOK(t, "[broker]\nlisten = \"127.0.0.1:1883\"\ntls_listen = \"192.0.2.1:8883\"\ntls_cert_file = \"/etc/hostname\"\ntls_key_file = \"/etc/hostname\"\n"+withUser, false); c.Broker.AllowAnonymous {
+		t.Error("a TLS listener beyond loopback: allow_anonymous should default to false")
+	}
+	if c := parseOK(t, "[broker]\nlisten = \"localhost:1883\"\nwebsocket = \"[::1]:8083\"\n", false); !c.Broker.AllowAnonymous {
+		t.Error("every listener on loopback: allow_anonymous should default to true")
+	}
+	if c := parseOK(t, "[broker]\nlisten = \"127.0.0.1:1883\"\nallow_anonymous = false\n"+withUser, false); c.Broker.AllowAnonymous {
+		t.Error("explicit allow_anonymous = false lost")
 	}
 	if c := parseOK(t, "[broker]\nenabled = false\nlisten = \"0.0.0.0:1883\"\n[uplink]\nurl = \"mqtt://h\"\n", false); c.Broker.AllowAnonymous {
 		t.Error("allow_anonymous follows the listeners even when the broker is disabled")
@@ -242,6 +252,14 @@ func TestAllowAnonymousDefault(t *testing.T) {
 }
 
 // TestErrors: each class of error names its key path and line.
+// protocol = 4 (MQTT 3.1.1) is accepted as it is, without AllowUnsupported.
+func TestUplinkProtocol4(t *testing.T) {
+	c := parseOK(t, "[uplink]\nurl = \"mqtt://h\"\nprotocol = 4\nusername = \"u\"\npassword = \"p\"\n", false)
+	if c.Uplink == nil || c.Uplink.Protocol != 4 {
+		t.Fatalf("uplink = %+v", c.Uplink)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -360,14 +378,15 @@ func TestErrors(t *testing.T) {
 		{"crlf and bom", false, "\xef\xbb\xbf[gateway]\r\n\r\nlog_level = \"x\"\r\n", want{"gateway.log_level", 3, "invalid value"}},
 		{"quoted key", false, "[gateway]\n\"log level\" = \"info\"\n", want{`gateway."log level"`, 2, "unknown key"}},
 		{"http listen", false, "[http]\nlisten = \"localhost\"\n", want{"http.listen", 2, `not a "host:port" address`}},
-		{"unsupported homeassistant", false, "[homeassistant]\nenabled = true\n", want{"homeassistant.enabled", 2, "is not supported yet in this version"}},
-		{"unsupported broker user", false, "[[broker.user]]\nname = \"a\"\npassword = \"p\"\n", want{"broker.user[0]", 1, "is not supported yet in this version"}},
-		{"unsupported tls_listen", false, "[broker]\ntls_listen = \"127.0.0.1:8883\"\ntls_cert_file = \"/etc/hostname\"\ntls_key_file = \"/etc/hostname\"\n", want{"broker.tls_listen", 2, "is not supported yet in this version"}},
-		{"unsupported websocket", false, "[broker]\nwebsocket = \"127.0.0.1:8083\"\n", want{"broker.websocket", 2, "is not supported yet in this version"}},
-		{"unsupported protocol 4", false, "[uplink]\nurl = \"mqtt://h\"\nprotocol = 4\n", want{"uplink.protocol", 3, "is not supported yet in this version"}},
-		{"unsupported deadband", false, "[[coap]]\n[[route]]\nmatch = \"**\"\ndeadband = 0.5\n", want{"route[0].deadband", 4, "is not supported yet in this version"}},
-		{"unsupported min_interval", false, "[[coap]]\n[[route]]\nmatch = \"**\"\nmin_interval = \"1s\"\n", want{"route[0].min_interval", 4, "is not supported yet in this version"}},
-		{"unsupported max_interval", false, "[[coap]]\n[[route]]\nmatch = \"**\"\nmax_interval = \"1m\"\n", want{"route[0].max_interval", 4, "is not supported yet in this version"}},
+		{"broker beyond loopback, no user", false, "[broker]\nlisten = \"127.0.0.1:1883\"\nwebsocket = \"0.0.0.0:8083\"\n", want{"broker.websocket", 3, "no client could connect; add a [[broker.user]], or set allow_anonymous = true"}},
+		{"broker anonymous false, no user", false, "[broker]\nallow_anonymous = false\n", want{"broker.allow_anonymous", 2, "false with no [[broker.user]]: no client could connect"}},
+		{"broker tls_listen without key", false, "[broker]\ntls_listen = \"127.0.0.1:8883\"\ntls_cert_file = \"/etc/hostname\"\n", want{"broker.tls_key_file", 1, "required with tls_listen"}},
+		{"broker user without password", false, "[[broker.user]]\nname = \"a\"\npublish = [\"gw-01/#\"]\n", want{"broker.user[0].password", 1, "required: set password, password_file or password_hash"}},
+		{"protocol 4 password without username", false, "[uplink]\nurl = \"mqtt://h\"\nprotocol = 4\npassword = \"p\"\n", want{"uplink.password", 4, "needs a username with a password"}},
+		{"route deadband negative", false, "[[coap]]\n[[route]]\nmatch = \"**\"\ndeadband = -0.5\nmin_interval = \"1s\"\nmax_interval = \"1m\"\n", want{"route[0].deadband", 4, "must not be negative"}},
+		{"route max under min", false, "[[coap]]\n[[route]]\nmatch = \"**\"\nmin_interval = \"10s\"\nmax_interval = \"5s\"\n", want{"route[0].max_interval", 5, "shorter than min_interval"}},
+		{"route min_interval negative", false, "[[coap]]\n[[route]]\nmatch = \"**\"\ndeadband = 0.5\nmin_interval = \"-1s\"\n", want{"route[0].min_interval", 5, "must not be negative"}},
+		{"route max_interval not a duration", false, "[[coap]]\n[[route]]\nmatch = \"**\"\nmax_interval = \"1 minute\"\n", want{"route[0].max_interval", 4, "invalid duration"}},
 		{"bcrypt", true, "[[broker.user]]\nname = \"a\"\npassword_hash = \"plain\"\n", want{"broker.user[0].password_hash", 3, "is not a bcrypt hash"}},
 		{"user filter", true, "[[broker.user]]\nname = \"a\"\npassword = \"p\"\npublish = [\"a/#/b\"]\n", want{"broker.user[0].publish[0]", 4, `"#" must be a whole level and the last one`}},
 		{"psk hex", true, "[[coap]]\ndtls_listen = \":5684\"\n[[coap.psk]]\nidentity = \"i\"\nkey = \"xyz\"\n", want{"coap[0].psk[0].key", 5, "is not hex"}},
@@ -628,15 +647,16 @@ func TestReferenceFile(t *testing.T) {
 		c.UART[0].Fields[0].Scale != 0.01 || c.Routes[0].Match != "modbus/boiler/*" || c.HTTP.Listen != "127.0.0.1:9100" {
 		t.Errorf("reference parsed wrong: %+v", c)
 	}
-	// Without AllowUnsupported every feature not built yet is named.
-	errs = parseErrs(t, src, false)
-	for _, p := range []string{"broker.user[0]"} {
-		found := false
-		for _, e := range errs {
-			found = found || e.Path == p && strings.Contains(e.Msg, "not supported yet")
-		}
-		if !found {
-			t.Errorf("no 'not supported' error for %s:%s", p, dump(errs))
+	// Without AllowUnsupported too: the built-in broker's users, TLS and
+	// WebSocket listeners are supported.
+	if _, err := ParseWith("gateway.toml", []byte(src), testEnv, testOpts(false)); err != nil {
+		var errs *Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs.List {
+				if strings.HasPrefix(e.Path, "broker") {
+					t.Errorf("reference [broker] without AllowUnsupported: %s", e.Error())
+				}
+			}
 		}
 	}
 }

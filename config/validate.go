@@ -173,6 +173,7 @@ func (d *decoder) validateBroker(c *Config) {
 	}
 	d.readable("broker.tls_cert_file", &b.TLSCertFile)
 	d.readable("broker.tls_key_file", &b.TLSKeyFile)
+	d.brokerReachable(b)
 	seen := map[string]int{}
 	for i := range b.Users {
 		u := &b.Users[i]
@@ -206,6 +207,33 @@ func (d *decoder) validateBroker(c *Config) {
 			if msg := topicFilterProblem(f); msg != "" {
 				d.errorf(indexPath(p+".subscribe", j), "%s", msg)
 			}
+		}
+	}
+}
+
+// brokerReachable refuses a broker that no client could connect to: it
+// listens, refuses anonymous clients and has no users. The usual cause is
+// a listener beyond loopback, which turns the default of allow_anonymous
+// to false: the error asks for a decision (users, or an explicit
+// allow_anonymous = true) rather than leaving the broker useless.
+func (d *decoder) brokerReachable(b *Broker) {
+	if !b.Enabled || b.AllowAnonymous || len(b.Users) > 0 {
+		return
+	}
+	if d.isSet("broker.allow_anonymous") {
+		if b.Listen != "" || b.Websocket != "" || b.TLSListen != "" {
+			d.errorf("broker.allow_anonymous", "false with no [[broker.user]]: no client could connect to the broker; add a [[broker.user]]")
+		}
+		return
+	}
+	for _, l := range []struct{ path, addr string }{
+		{"broker.listen", b.Listen}, {"broker.tls_listen", b.TLSListen}, {"broker.websocket", b.Websocket},
+	} {
+		if l.addr != "" && !isLoopback(l.addr) {
+			d.errorf(l.path, "%q is beyond loopback, so anonymous clients are refused (allow_anonymous defaults to false), "+
+				"and there is no [[broker.user]]: no client could connect; add a [[broker.user]], "+
+				"or set allow_anonymous = true to let every client on the network in, with full access", l.addr)
+			return
 		}
 	}
 }
@@ -847,8 +875,17 @@ func (d *decoder) validateRoute(p string, r *Route) {
 		d.errorf(p+".payload", `payload = "value" publishes one point per message: the topic needs {point} (topic is %q)`, r.Topic)
 	}
 	d.intRange(p+".qos", r.QoS, 0, 2)
-	if r.Deadband < 0 || math.IsNaN(r.Deadband) {
-		d.errorf(p+".deadband", "must not be negative")
+	if r.Deadband < 0 || math.IsNaN(r.Deadband) || math.IsInf(r.Deadband, 0) {
+		d.errorf(p+".deadband", "must not be negative (and must be finite)")
+	}
+	if r.MinInterval < 0 {
+		d.errorf(p+".min_interval", "must not be negative")
+	}
+	if r.MaxInterval < 0 {
+		d.errorf(p+".max_interval", "must not be negative")
+	}
+	if r.MaxInterval > 0 && r.MaxInterval < r.MinInterval {
+		d.errorf(p+".max_interval", "%s is shorter than min_interval (%s): a heartbeat more often than values may be sent", r.MaxInterval.D(), r.MinInterval.D())
 	}
 }
 
