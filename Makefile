@@ -12,8 +12,8 @@ PURE_PKGS := ./config/... ./mapping/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/config$$' -e '/mapping$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Debian packages the tests talk to (real peers, not mocks).
-TEST_DEBS := mosquitto mosquitto-clients libcoap3-bin socat libmodbus-dev gcc pkg-config
-TEST_BINS := mosquitto mosquitto_sub coap-client-notls socat gcc pkg-config
+TEST_DEBS := mosquitto mosquitto-clients libcoap3-bin socat libmodbus-dev gcc pkg-config curl openssl
+TEST_BINS := mosquitto mosquitto_sub coap-client-notls socat gcc pkg-config curl openssl
 
 .PHONY: all build run test test-deps vet lint bench cross clean fuzz
 .PHONY: cross-amd64 cross-arm64 cross-armv7 cross-armv6 package package-amd64 package-arm64 package-armhf

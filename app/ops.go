@@ -37,7 +37,7 @@ func (a *App) startHTTP(listen string) (*httpServer, error) {
 		}}
 	go func() {
 		defer close(h.done)
-		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			a.log.Error("HTTP listener stopped", "err", err)
 		}
 	}()

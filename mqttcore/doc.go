@@ -1,7 +1,7 @@
 // Package mqttcore is the gateway's MQTT core: a built-in broker that local
 // applications subscribe to (Broker, implemented on mochi-mqtt), an uplink
-// session to a remote broker (Uplink, implemented on eclipse/paho.golang
-// autopaho, MQTT 5), and the offline queue between the mapping engine and the
+// session to a remote broker (Uplink: MQTT 5 on eclipse/paho.golang
+// autopaho, MQTT 3.1.1 on eclipse/paho.mqtt.golang), and the offline queue between the mapping engine and the
 // uplink (Queue, with MemoryQueue as the in-memory implementation).
 //
 // What it must never do:

@@ -82,8 +82,15 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 		}
 	}
 
+	// causeway patch 6: oldest first by the full creation time, then by
+	// packet id (assigned in order), so a stored session is resent in the
+	// order its messages arrived (uint16(Created) wrapped and left messages
+	// of one second in random order).
 	sort.Slice(m, func(i, j int) bool {
-		return uint16(m[i].Created) < uint16(m[j].Created)
+		if m[i].Created != m[j].Created {
+			return m[i].Created < m[j].Created
+		}
+		return m[i].PacketID < m[j].PacketID
 	})
 
 	return m

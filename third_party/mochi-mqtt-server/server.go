@@ -1300,10 +1300,10 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 // processSubscribe processes a Subscribe packet.
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
+	// causeway patch 6: the client's SUBSCRIBE packet id is not compared
+	// with the broker's own outgoing in-flight ids (a resumed session with a
+	// message waiting had its SUBSCRIBE refused with 0x91).
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-		code = packets.ErrPacketIdentifierInUse
-	}
 
 	filterExisted := make([]bool, len(pk.Filters))
 	reasonCodes := make([]byte, len(pk.Filters))
@@ -1374,10 +1374,7 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 
 // processUnsubscribe processes an unsubscribe packet.
 func (s *Server) processUnsubscribe(cl *Client, pk packets.Packet) error {
-	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-		code = packets.ErrPacketIdentifierInUse
-	}
+	code := packets.CodeSuccess // causeway patch 6, as in processSubscribe
 
 	pk = s.hooks.OnUnsubscribe(cl, pk)
 	reasonCodes := make([]byte, len(pk.Filters))
