@@ -154,7 +154,7 @@ func fullSnapshot() Snapshot {
 			Dropped: mqttcore.Drops{Full: 1, Expired: 2, TooLarge: 3, Rejected: 4, Invalid: 5, Closed: 6},
 		},
 		Broker: &mqttcore.BrokerStats{
-			ClientsConnected: 3, MessagesReceived: 300, MessagesSent: 450, MessagesDropped: 8, SlowDisconnects: 1, Retained: 17,
+			ClientsConnected: 3, MessagesReceived: 300, MessagesSent: 450, MessagesDropped: 8, SlowDisconnects: 1, Retained: 17, AuthRefused: 5, ACLDenied: 7,
 		},
 	}
 }

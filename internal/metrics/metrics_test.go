@@ -102,6 +102,8 @@ func TestSnapshotMetrics(t *testing.T) {
 		{"causeway_broker_messages_sent_total", nil, 450},
 		{"causeway_broker_messages_dropped_total", nil, 8},
 		{"causeway_broker_slow_disconnects_total", nil, 1},
+		{"causeway_broker_auth_refused_total", nil, 5},
+		{"causeway_broker_acl_denied_total", nil, 7},
 		{"causeway_broker_retained_messages", nil, 17},
 
 		{"causeway_config_reloads_total", []string{"result", "ok"}, 0},

@@ -274,6 +274,10 @@ var (
 		"Deliveries dropped because a client of the built-in broker did not read fast enough.")
 	descBrokerSlow = desc("causeway_broker_slow_disconnects_total",
 		"Clients of the built-in broker disconnected because they did not read their messages.")
+	descBrokerAuthRefused = desc("causeway_broker_auth_refused_total",
+		"CONNECTs refused by the built-in broker: no or bad credentials, or a will topic outside the user's filters.")
+	descBrokerACLDenied = desc("causeway_broker_acl_denied_total",
+		"Publishes, subscriptions and deliveries refused by a user's topic filters on the built-in broker.")
 	descBrokerRetained = desc("causeway_broker_retained_messages",
 		"Retained messages held by the built-in broker.")
 )
@@ -287,7 +291,7 @@ var allDescs = []*prometheus.Desc{
 	descSerialBytes, descSerialDiscarded, descSerialEmpty, descSerialWrites, descSerialWriteErrors,
 	descQueueMessages, descQueueBytes, descQueueOldest, descQueueAppended, descQueueAcked, descQueueDropped,
 	descUplinkConnected, descUplinkConnects, descUplinkReconnects, descUplinkConnectErrors, descUplinkInflight, descUplinkSent,
-	descBrokerClients, descBrokerReceived, descBrokerSent, descBrokerDropped, descBrokerSlow, descBrokerRetained,
+	descBrokerClients, descBrokerReceived, descBrokerSent, descBrokerDropped, descBrokerSlow, descBrokerAuthRefused, descBrokerACLDenied, descBrokerRetained,
 }
 
 // collector turns one Snapshot, and the values counted by Metrics, into
@@ -447,6 +451,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		e.counter(descBrokerSent, uint64(max(b.MessagesSent, 0)))
 		e.counter(descBrokerDropped, uint64(max(b.MessagesDropped, 0)))
 		e.counter(descBrokerSlow, uint64(max(b.SlowDisconnects, 0)))
+		e.counter(descBrokerAuthRefused, uint64(max(b.AuthRefused, 0)))
+		e.counter(descBrokerACLDenied, uint64(max(b.ACLDenied, 0)))
 		e.gauge(descBrokerRetained, float64(b.Retained))
 	}
 }
