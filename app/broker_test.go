@@ -82,7 +82,15 @@ func TestBrokerOptionsTooLongPassword(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(strings.Repeat("x", 80)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := parseBroker(t, "[gateway]\nid = \"gw\"\n[[broker.user]]\nname = \"u\"\npassword_file = \""+pw+"\"\n", nil)
+	file := "[gateway]\nid = \"gw\"\n[[broker.user]]\nname = \"u\"\npassword_file = \"" + pw + "\"\n"
+	// gateway check refuses it, with the key and line.
+	if _, err := config.Parse(filepath.Join(dir, "t.toml"), []byte(file), func(string) (string, bool) { return "", false }); err == nil ||
+		!strings.Contains(err.Error(), "broker.user[0].password") || !strings.Contains(err.Error(), "at most 72") {
+		t.Fatalf("80-byte password accepted by the config: %v", err)
+	}
+	// And the broker options refuse it too, should a config reach them.
+	cfg := parseBroker(t, "[gateway]\nid = \"gw\"\n[[broker.user]]\nname = \"u\"\npassword = \"short\"\n", nil)
+	cfg.Broker.Users[0].Password = config.Secret(strings.Repeat("x", 80))
 	if _, err := brokerOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), `broker.user[0] "u"`) {
 		t.Fatalf("80-byte password: %v", err)
 	}

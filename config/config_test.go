@@ -387,6 +387,7 @@ func TestErrors(t *testing.T) {
 		{"route max under min", false, "[[coap]]\n[[route]]\nmatch = \"**\"\nmin_interval = \"10s\"\nmax_interval = \"5s\"\n", want{"route[0].max_interval", 5, "shorter than min_interval"}},
 		{"route min_interval negative", false, "[[coap]]\n[[route]]\nmatch = \"**\"\ndeadband = 0.5\nmin_interval = \"-1s\"\n", want{"route[0].min_interval", 5, "must not be negative"}},
 		{"route max_interval not a duration", false, "[[coap]]\n[[route]]\nmatch = \"**\"\nmax_interval = \"1 minute\"\n", want{"route[0].max_interval", 4, "invalid duration"}},
+		{"password too long", true, "[[broker.user]]\nname = \"a\"\npassword = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n", want{"broker.user[0].password", 3, "bcrypt uses at most 72"}},
 		{"bcrypt", true, "[[broker.user]]\nname = \"a\"\npassword_hash = \"plain\"\n", want{"broker.user[0].password_hash", 3, "is not a bcrypt hash"}},
 		{"user filter", true, "[[broker.user]]\nname = \"a\"\npassword = \"p\"\npublish = [\"a/#/b\"]\n", want{"broker.user[0].publish[0]", 4, `"#" must be a whole level and the last one`}},
 		{"psk hex", true, "[[coap]]\ndtls_listen = \":5684\"\n[[coap.psk]]\nidentity = \"i\"\nkey = \"xyz\"\n", want{"coap[0].psk[0].key", 5, "is not hex"}},

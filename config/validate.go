@@ -197,6 +197,8 @@ func (d *decoder) validateBroker(c *Config) {
 			d.errorf(p+".password_hash", "set either password or password_hash, not both")
 		case u.PasswordHash != "" && !isBcrypt(string(u.PasswordHash)):
 			d.errorf(p+".password_hash", `is not a bcrypt hash ("$2a$", "$2b$" or "$2y$" followed by cost and 53 characters)`)
+		case len(u.Password) > 72:
+			d.errorf(p+".password", "is %d bytes long; bcrypt uses at most 72: shorten it", len(u.Password))
 		}
 		for j, f := range u.Publish {
 			if msg := topicFilterProblem(f); msg != "" {
