@@ -51,8 +51,12 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		if !ok {
 			return nil
 		}
-		if n > 0 {
+		switch {
+		case n > 0:
 			r = withSuppressed(r, n, hasOwn)
+		case hasOwn && own == 0:
+			// An upstream limiter's suppressed=0 says nothing: left out.
+			r = withoutSuppressed(r)
 		}
 	}
 	if c.journald {
@@ -127,6 +131,18 @@ func withSuppressed(r slog.Record, n int64, hasOwn bool) slog.Record {
 		return true
 	})
 	nr.AddAttrs(slog.Int64(suppressedKey, n))
+	return nr
+}
+
+// withoutSuppressed returns r without its suppressed attribute.
+func withoutSuppressed(r slog.Record) slog.Record {
+	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != suppressedKey {
+			nr.AddAttrs(a)
+		}
+		return true
+	})
 	return nr
 }
 

@@ -271,3 +271,16 @@ func TestKeyUsesValueText(t *testing.T) {
 		t.Error("a non-identifying attribute counts")
 	}
 }
+
+// An upstream limiter's suppressed=0 is left out of the line; a count
+// above zero stays.
+func TestZeroSuppressedLeftOut(t *testing.T) {
+	var buf bytes.Buffer
+	log, _ := New(&buf, Options{})
+	log.Warn("first", "adapter", "a", "suppressed", 0)
+	log.Warn("second", "adapter", "a", "suppressed", 3)
+	out := buf.String()
+	if strings.Contains(out, "suppressed=0") || !strings.Contains(out, "suppressed=3") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
