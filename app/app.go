@@ -58,7 +58,6 @@ type App struct {
 	bus     *bridge.Bus
 	sup     *bridge.Supervisor
 	metrics *metrics.Metrics
-	started time.Time
 
 	// reloadMu serializes Reload with itself and with Run's start and
 	// shutdown.
@@ -156,7 +155,6 @@ func (a *App) statusTopic() string { return a.gw + "/status" }
 // ready, if not nil, is called once every adapter is serving.
 func (a *App) Run(ctx context.Context, ready func()) error {
 	cfg := a.cfg.Load()
-	a.started = time.Now()
 	// Sinks first.
 	if cfg.Broker.Enabled {
 		b, err := startBroker(cfg, a.log)

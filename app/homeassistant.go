@@ -41,6 +41,7 @@ type discovery struct {
 	lastSave  time.Time
 	dirty     bool
 	full      bool
+	max       int // maxDiscovered; smaller in tests
 }
 
 func newDiscovery(a *App, cfg *config.Config) *discovery {
@@ -52,6 +53,7 @@ func newDiscovery(a *App, cfg *config.Config) *discovery {
 		gw:        homeassistant.Gateway{ID: a.gw, Version: a.opts.Version},
 		file:      filepath.Join(cfg.Gateway.DataDir, "homeassistant.json"),
 		announced: map[string]homeassistant.Entity{},
+		max:       maxDiscovered,
 	}
 }
 
@@ -193,10 +195,10 @@ func (d *discovery) observe(f *bridge.Frame, engine *mapping.Engine) {
 		if _, ok := d.announced[key]; ok {
 			continue
 		}
-		if len(d.announced) >= maxDiscovered {
+		if len(d.announced) >= d.max {
 			if !d.full {
 				d.full = true
-				d.a.log.Warn("home assistant discovery: too many entities; new points are not announced", "max", maxDiscovered)
+				d.a.log.Warn("home assistant discovery: too many entities; new points are not announced", "max", d.max)
 			}
 			break
 		}

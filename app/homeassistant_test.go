@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/bridge"
 	"github.com/causeway/causeway/internal/modbustest"
 	"github.com/causeway/causeway/internal/testpeer"
 )
@@ -164,5 +166,43 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	}
 	if n := strings.Count(string(b), `"Point"`); n != 4 {
 		t.Fatalf("state file holds %d entities, want 4:\n%s", n, b)
+	}
+}
+
+// TestHomeAssistantDiscoveryBounded: points seen in frames (devices that
+// name themselves) are announced up to the cap, then no more, with one
+// warning; points already announced stay.
+func TestHomeAssistantDiscoveryBounded(t *testing.T) {
+	var logs strings.Builder
+	cfg := parse(t, fmt.Sprintf(`
+[gateway]
+id = "gw-cap"
+data_dir = %q
+[homeassistant]
+enabled = true
+[[coap]]
+listen = "127.0.0.1:0"
+`, t.TempDir()))
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a.ha
+	d.max = 3
+	d.sync(nil, true)
+	for i := range 5 {
+		f := bridge.Frame{Adapter: "coap", Device: fmt.Sprintf("dev%d", i), Points: []bridge.Point{{Name: "t", Value: bridge.Number(1)}}}
+		d.observe(&f, a.engine.Load())
+	}
+	if len(d.announced) != 3 {
+		t.Fatalf("%d entities announced, want the cap of 3", len(d.announced))
+	}
+	for i := range 3 {
+		if _, ok := d.announced[fmt.Sprintf("coap/dev%d/t", i)]; !ok {
+			t.Fatalf("dev%d not announced: %v", i, d.announced)
+		}
+	}
+	if n := strings.Count(logs.String(), "too many entities"); n != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", n, logs.String())
 	}
 }

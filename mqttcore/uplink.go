@@ -179,20 +179,9 @@ type PahoUplink struct {
 	cancelSend context.CancelFunc
 	cm         *autopaho.ConnectionManager
 
-	closing atomic.Bool
 	orderly atomic.Bool // "offline" was published: disconnect without the will
 
-	inflight      atomic.Int64
-	connects      atomic.Uint64
-	connectErrors atomic.Uint64
-	sent          atomic.Uint64
-	acked         atomic.Uint64
-	rejected      atomic.Uint64
-	invalid       atomic.Uint64
-	tooLarge      atomic.Uint64
-	closedDrops   atomic.Uint64
-	upSince       atomic.Int64 // unix nanoseconds of the last connection
-	flaps         atomic.Int64 // consecutive connections that lasted less than flapWindow
+	uplinkCounters
 }
 
 type completion struct {
@@ -311,22 +300,7 @@ func newPahoUplink(opts UplinkOptions) (*PahoUplink, error) {
 
 // Enqueue implements Uplink.
 func (u *PahoUplink) Enqueue(m bridge.Message, done func(error)) error {
-	if u.closing.Load() {
-		u.closedDrops.Add(1)
-		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, ErrClosed)
-	}
-	if m.QoS > 2 {
-		u.invalid.Add(1)
-		return fmt.Errorf("uplink enqueue %q: %w: %d", m.Topic, ErrInvalidQoS, m.QoS)
-	}
-	if err := validatePrefixedTopic(u.opts.TopicPrefix, m.Topic); err != nil {
-		u.invalid.Add(1)
-		return fmt.Errorf("uplink enqueue: %w", err)
-	}
-	if _, err := u.queue.Append(m, done); err != nil {
-		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, err)
-	}
-	return nil
+	return u.enqueue(u.queue, u.opts.TopicPrefix, m, done)
 }
 
 // validatePrefixedTopic is validateTopicName(prefix+topic) without building
@@ -352,30 +326,7 @@ func validatePrefixedTopic(prefix, topic string) error {
 func (u *PahoUplink) Connected() bool { return u.sess.current().up }
 
 // Stats implements Uplink.
-func (u *PahoUplink) Stats() UplinkStats {
-	qs := u.queue.Stats()
-	st := UplinkStats{
-		Connected:     u.Connected(),
-		Connects:      u.connects.Load(),
-		ConnectErrors: u.connectErrors.Load(),
-		Queued:        qs.Len,
-		QueuedBytes:   qs.Bytes,
-		OldestAge:     qs.OldestAge,
-		Inflight:      int(u.inflight.Load()),
-		Sent:          u.sent.Load(),
-		Acked:         u.acked.Load(),
-		Dropped: qs.Dropped.Plus(Drops{
-			Rejected: u.rejected.Load(),
-			Invalid:  u.invalid.Load(),
-			TooLarge: u.tooLarge.Load(),
-			Closed:   u.closedDrops.Load(),
-		}),
-	}
-	if st.Connects > 0 {
-		st.Reconnects = st.Connects - 1
-	}
-	return st
-}
+func (u *PahoUplink) Stats() UplinkStats { return u.stats(u.queue, u.Connected()) }
 
 // Run implements Uplink.
 func (u *PahoUplink) Run(ctx context.Context) error {

@@ -120,20 +120,9 @@ type V311Uplink struct {
 	cancelSend context.CancelFunc
 	bg         sync.WaitGroup // the watchers of connections
 
-	closing atomic.Bool
 	orderly atomic.Bool // "offline" was published: disconnect with DISCONNECT (the will is discarded)
 
-	inflight      atomic.Int64
-	connects      atomic.Uint64
-	connectErrors atomic.Uint64
-	sent          atomic.Uint64
-	acked         atomic.Uint64
-	rejected      atomic.Uint64
-	invalid       atomic.Uint64
-	tooLarge      atomic.Uint64
-	closedDrops   atomic.Uint64
-	upSince       atomic.Int64 // unix nanoseconds of the last connection
-	flaps         atomic.Int64 // consecutive connections that lasted less than flapWindow
+	uplinkCounters
 }
 
 var _ Uplink = (*V311Uplink)(nil)
@@ -269,22 +258,7 @@ func newV311Uplink(opts UplinkOptions) (*V311Uplink, error) {
 
 // Enqueue implements Uplink.
 func (u *V311Uplink) Enqueue(m bridge.Message, done func(error)) error {
-	if u.closing.Load() {
-		u.closedDrops.Add(1)
-		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, ErrClosed)
-	}
-	if m.QoS > 2 {
-		u.invalid.Add(1)
-		return fmt.Errorf("uplink enqueue %q: %w: %d", m.Topic, ErrInvalidQoS, m.QoS)
-	}
-	if err := validatePrefixedTopic(u.opts.TopicPrefix, m.Topic); err != nil {
-		u.invalid.Add(1)
-		return fmt.Errorf("uplink enqueue: %w", err)
-	}
-	if _, err := u.queue.Append(m, done); err != nil {
-		return fmt.Errorf("uplink enqueue %q: %w", m.Topic, err)
-	}
-	return nil
+	return u.enqueue(u.queue, u.opts.TopicPrefix, m, done)
 }
 
 // current returns the connection up now, or nil.
@@ -301,30 +275,7 @@ func (u *V311Uplink) Connected() bool {
 }
 
 // Stats implements Uplink.
-func (u *V311Uplink) Stats() UplinkStats {
-	qs := u.queue.Stats()
-	st := UplinkStats{
-		Connected:     u.Connected(),
-		Connects:      u.connects.Load(),
-		ConnectErrors: u.connectErrors.Load(),
-		Queued:        qs.Len,
-		QueuedBytes:   qs.Bytes,
-		OldestAge:     qs.OldestAge,
-		Inflight:      int(u.inflight.Load()),
-		Sent:          u.sent.Load(),
-		Acked:         u.acked.Load(),
-		Dropped: qs.Dropped.Plus(Drops{
-			Rejected: u.rejected.Load(),
-			Invalid:  u.invalid.Load(),
-			TooLarge: u.tooLarge.Load(),
-			Closed:   u.closedDrops.Load(),
-		}),
-	}
-	if st.Connects > 0 {
-		st.Reconnects = st.Connects - 1
-	}
-	return st
-}
+func (u *V311Uplink) Stats() UplinkStats { return u.stats(u.queue, u.Connected()) }
 
 // Run implements Uplink.
 func (u *V311Uplink) Run(ctx context.Context) error {
