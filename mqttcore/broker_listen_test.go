@@ -229,7 +229,7 @@ func TestBrokerWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sa, err := reader.subscribe("gw-01/#", "#"); err == nil || !bytes.Equal(sa.Reasons, []byte{1, 0x87}) {
+	if sa, err := reader.subscribe("gw-01/#", "#"); sa == nil || !bytes.Equal(sa.Reasons, []byte{1, 0x87}) {
 		t.Fatalf("SUBACK over WebSocket: %+v %v", sa, err)
 	}
 	for i := range 50 { // several packets per WebSocket message, and packets split across messages
